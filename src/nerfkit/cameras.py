@@ -1,0 +1,191 @@
+"""Cameras and rays.
+
+Conventions (fixed, see DESIGN.md section 2): camera-to-world matrices in the OpenGL/Blender
+frame (camera +x right, +y up, looking along -z); pixel (i, j) = (column, row) is sampled at its
+centre (i + 0.5, j + 0.5); ray directions are unit length (except in NDC); t is distance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+
+import torch
+from torch import Tensor
+
+from nerfkit.render.ndc import ndc_rays
+
+CAMERA_MODELS = ("pinhole", "opencv", "opencv_fisheye")
+
+
+@dataclass
+class Rays:
+    """A batch of R rays: x(t) = origins + t * directions for t in [near, far].
+
+    origins, directions: [R, 3]; near, far: [R]; viewdirs: [R, 3] unit viewing directions used
+    for view-dependent colour (differ from `directions` only in NDC); time: [R] for dynamic scenes.
+    """
+
+    origins: Tensor
+    directions: Tensor
+    near: Tensor
+    far: Tensor
+    viewdirs: Tensor | None = None
+    time: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.viewdirs is None:
+            self.viewdirs = self.directions / self.directions.norm(dim=-1, keepdim=True)
+
+    def __len__(self) -> int:
+        return self.origins.shape[0]
+
+    def _map(self, fn) -> Rays:  # noqa: ANN001
+        kw = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            kw[f.name] = None if v is None else fn(v)
+        return Rays(**kw)
+
+    def __getitem__(self, idx: slice | Tensor) -> Rays:
+        return self._map(lambda v: v[idx])
+
+    def to(self, device: torch.device | str) -> Rays:
+        return self._map(lambda v: v.to(device, non_blocking=True))
+
+    @staticmethod
+    def cat(parts: list[Rays]) -> Rays:
+        kw = {}
+        for f in fields(Rays):
+            vals = [getattr(p, f.name) for p in parts]
+            kw[f.name] = None if vals[0] is None else torch.cat(vals, dim=0)
+        return Rays(**kw)
+
+
+@dataclass
+class Cameras:
+    """N pinhole (optionally distorted) cameras sharing one image size.
+
+    c2w: [N, 4, 4] camera-to-world, OpenGL frame. fx, fy, cx, cy: [N] in pixels.
+    width, height: image size in pixels. model: one of CAMERA_MODELS. distortion: [N, 6] as
+    (k1, k2, k3, k4, p1, p2) (OpenCV: radial k1..k3 and tangential p1, p2; fisheye: k1..k4).
+    """
+
+    c2w: Tensor
+    fx: Tensor
+    fy: Tensor
+    cx: Tensor
+    cy: Tensor
+    width: int
+    height: int
+    model: str = "pinhole"
+    distortion: Tensor | None = field(default=None)
+
+    def __len__(self) -> int:
+        return self.c2w.shape[0]
+
+    def __getitem__(self, idx: slice | Tensor | list[int]) -> Cameras:
+        return replace(
+            self,
+            c2w=self.c2w[idx],
+            fx=self.fx[idx],
+            fy=self.fy[idx],
+            cx=self.cx[idx],
+            cy=self.cy[idx],
+            distortion=None if self.distortion is None else self.distortion[idx],
+        )
+
+    def scaled(self, factor: float) -> Cameras:
+        """Cameras for images downscaled by `factor` (sizes rounded down, pixel pitch exact)."""
+        w, h = int(self.width // factor), int(self.height // factor)
+        sx, sy = w / self.width, h / self.height
+        return replace(
+            self,
+            fx=self.fx * sx,
+            fy=self.fy * sy,
+            cx=self.cx * sx,
+            cy=self.cy * sy,
+            width=w,
+            height=h,
+        )
+
+    def camera_directions(self, cam: Tensor, px: Tensor, py: Tensor) -> Tensor:
+        """Directions in the camera frame (z = -1) through pixel positions.
+
+        Args:
+            cam: [R] camera indices; px, py: [R] continuous pixel coordinates (column, row),
+                pixel centres at +0.5.
+        Returns:
+            [R, 3] un-normalised directions (x, y, -1) in the OpenGL camera frame.
+        """
+        x = (px - self.cx[cam]) / self.fx[cam]
+        y = (py - self.cy[cam]) / self.fy[cam]
+        if self.model != "pinhole" and self.distortion is not None:
+            from nerfkit.distortion import undistort_points
+
+            x, y = undistort_points(x, y, self.distortion[cam], self.model)
+        return torch.stack([x, -y, -torch.ones_like(x)], dim=-1)
+
+    def rays(
+        self,
+        cam: Tensor,
+        px: Tensor,
+        py: Tensor,
+        near: float,
+        far: float,
+        ndc: bool = False,
+        time: Tensor | None = None,
+    ) -> Rays:
+        """World-space rays through pixel positions of the given cameras.
+
+        Args:
+            cam: [R] camera indices; px, py: [R] pixel coordinates (use index + 0.5 for centres).
+            near, far: bounds; ndc: map rays into NDC (forward-facing scenes), which makes the
+                bounds [0, 1] and keeps the original directions as viewdirs.
+        Returns:
+            Rays of length R.
+        """
+        cam = cam.to(self.c2w.device)
+        d_cam = self.camera_directions(cam, px.to(self.fx), py.to(self.fx))
+        rot = self.c2w[cam, :3, :3]  # [R, 3, 3]
+        d = torch.einsum("rij,rj->ri", rot, d_cam)
+        d = d / d.norm(dim=-1, keepdim=True)
+        o = self.c2w[cam, :3, 3].expand_as(d)
+        r = d.shape[0]
+        if ndc:
+            o_ndc, d_ndc = ndc_rays(o, d, float(self.fx[0]), self.width, self.height, near=1.0)
+            return Rays(
+                o_ndc, d_ndc, d.new_zeros(r), d.new_ones(r), viewdirs=d, time=time
+            )
+        return Rays(o.contiguous(), d, d.new_full((r,), near), d.new_full((r,), far), time=time)
+
+    def image_rays(
+        self, k: int, near: float, far: float, ndc: bool = False, time: float | None = None
+    ) -> Rays:
+        """All H*W rays of camera k in row-major order (pixel centres)."""
+        ys, xs = torch.meshgrid(
+            torch.arange(self.height, dtype=torch.float32),
+            torch.arange(self.width, dtype=torch.float32),
+            indexing="ij",
+        )
+        px, py = xs.reshape(-1) + 0.5, ys.reshape(-1) + 0.5
+        cam = torch.full_like(px, k, dtype=torch.long)
+        t = None if time is None else torch.full_like(px, time)
+        return self.rays(cam, px, py, near, far, ndc=ndc, time=t)
+
+
+def look_at(eye: Tensor, target: Tensor, up: Tensor) -> Tensor:
+    """Camera-to-world [4, 4] (OpenGL frame) of a camera at `eye` looking at `target`.
+
+    Args:
+        eye, target, up: [3].
+    """
+    back = eye - target
+    back = back / back.norm()
+    right = torch.linalg.cross(up, back)
+    if right.norm() < 1e-8:  # looking along `up`: pick any perpendicular
+        right = torch.linalg.cross(torch.tensor([1.0, 0.0, 0.0]).to(eye), back)
+    right = right / right.norm()
+    true_up = torch.linalg.cross(back, right)
+    m = torch.eye(4, dtype=eye.dtype)
+    m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = right, true_up, back, eye
+    return m

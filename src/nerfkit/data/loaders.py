@@ -1,0 +1,45 @@
+"""Format detection: `--data DIR` -> the loader that understands it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from nerfkit.data.blender import is_blender, load_blender
+from nerfkit.data.scene import Scene
+from nerfkit.errors import DataError
+
+# name -> (detector, loader(root, downscale) -> Scene, what the detector looks for)
+FORMATS: dict[str, tuple[Callable[[Path], bool], Callable[..., Scene], str]] = {
+    "blender": (is_blender, load_blender, "transforms_train.json"),
+}
+
+
+def detect_format(root: Path) -> str:
+    for name, (detect, _, _) in FORMATS.items():
+        if detect(root):
+            return name
+    looked = "; ".join(f"{n}: {w}" for n, (_, _, w) in FORMATS.items())
+    raise DataError(
+        f"{root}: unknown dataset layout (looked for {looked}); pass --format or fix the folder"
+    )
+
+
+def load_scene(path: str | Path, format: str | None = None, downscale: int = 1) -> Scene:
+    """Load any supported dataset folder into a Scene.
+
+    Args:
+        path: dataset folder. format: force a format by name (see FORMATS), else detect.
+        downscale: integer factor dividing image size and focal length.
+    """
+    root = Path(path)
+    if not root.exists():
+        raise DataError(f"{root}: dataset folder not found; check --data")
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder; --data takes the dataset's folder")
+    if downscale < 1:
+        raise DataError(f"--downscale must be >= 1, got {downscale}")
+    name = format or detect_format(root)
+    if name not in FORMATS:
+        raise DataError(f"unknown --format '{name}'; known: {', '.join(FORMATS)}")
+    return FORMATS[name][1](root, downscale=downscale)

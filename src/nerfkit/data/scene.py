@@ -1,0 +1,78 @@
+"""The one Scene type every loader produces."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import Tensor
+
+from nerfkit.cameras import Cameras
+
+
+@dataclass
+class Split:
+    """One split (train / val / test) of a scene.
+
+    images: [N, H, W, 3] float32 RGB in [0, 1], already composited onto the scene background.
+    cameras: N cameras of size W x H. names: N frame stems (used for output file names).
+    depths: optional [N, H, W] ground-truth distance along the ray (0 / inf where nothing is hit).
+    times: optional [N] time stamps in [0, 1] (dynamic scenes).
+    """
+
+    images: Tensor
+    cameras: Cameras
+    names: list[str]
+    depths: Tensor | None = None
+    times: Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+
+@dataclass
+class SceneMeta:
+    """What a trained model needs to know about its scene, saved in every run folder.
+
+    Lets `eval`, `render` and export work from a run folder alone.
+    kind: "object" (cameras around an object: orbit paths) or "forward" (forward-facing: spiral).
+    aabb: [[xmin, ymin, zmin], [xmax, ymax, zmax]] a box holding the scene (in NDC for ndc scenes).
+    """
+
+    near: float
+    far: float
+    background: list[float]
+    ndc: bool = False
+    kind: str = "object"
+    aabb: list[list[float]] = field(default_factory=lambda: [[-1.5] * 3, [1.5] * 3])
+    width: int = 0
+    height: int = 0
+    focal: float = 0.0
+    train_c2w: list[list[list[float]]] = field(default_factory=list)
+    data_path: str = ""
+    format: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def background_tensor(self) -> Tensor:
+        return torch.tensor(self.background, dtype=torch.float32)
+
+
+@dataclass
+class Scene:
+    """A dataset in memory: splits plus the scene-wide facts in `meta`."""
+
+    splits: dict[str, Split]
+    meta: SceneMeta
+
+    def split(self, name: str) -> Split:
+        from nerfkit.errors import DataError
+
+        if name not in self.splits:
+            have = ", ".join(sorted(self.splits)) or "none"
+            raise DataError(
+                f"{self.meta.data_path}: no '{name}' split (have: {have}); choose one of those"
+            )
+        return self.splits[name]
