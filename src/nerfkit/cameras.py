@@ -96,14 +96,16 @@ class Cameras:
 
     def scaled(self, factor: float) -> Cameras:
         """Cameras for images downscaled by `factor` (sizes rounded down, pixel pitch exact)."""
+        # New pixel i covers old pixels [i k, (i + 1) k): coordinates (and so fx, cx) divide by k
+        # exactly; the rows/columns cut by rounding down lie at the far edges and move nothing.
+        # (Scaling by w / width instead would change the pitch when the size is not divisible.)
         w, h = int(self.width // factor), int(self.height // factor)
-        sx, sy = w / self.width, h / self.height
         return replace(
             self,
-            fx=self.fx * sx,
-            fy=self.fy * sy,
-            cx=self.cx * sx,
-            cy=self.cy * sy,
+            fx=self.fx / factor,
+            fy=self.fy / factor,
+            cx=self.cx / factor,
+            cy=self.cy / factor,
             width=w,
             height=h,
         )
@@ -153,9 +155,7 @@ class Cameras:
         r = d.shape[0]
         if ndc:
             o_ndc, d_ndc = ndc_rays(o, d, float(self.fx[0]), self.width, self.height, near=1.0)
-            return Rays(
-                o_ndc, d_ndc, d.new_zeros(r), d.new_ones(r), viewdirs=d, time=time
-            )
+            return Rays(o_ndc, d_ndc, d.new_zeros(r), d.new_ones(r), viewdirs=d, time=time)
         return Rays(o.contiguous(), d, d.new_full((r,), near), d.new_full((r,), far), time=time)
 
     def image_rays(
@@ -183,9 +183,11 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor) -> Tensor:
     back = back / back.norm()
     right = torch.linalg.cross(up, back)
     if right.norm() < 1e-8:  # looking along `up`: pick any perpendicular
-        right = torch.linalg.cross(torch.tensor([1.0, 0.0, 0.0]).to(eye), back)
+        axis = torch.zeros_like(back)
+        axis[int(back.abs().argmin())] = 1.0  # the world axis least parallel to `back`
+        right = torch.linalg.cross(axis, back)
     right = right / right.norm()
     true_up = torch.linalg.cross(back, right)
-    m = torch.eye(4, dtype=eye.dtype)
+    m = torch.eye(4, dtype=eye.dtype, device=eye.device)
     m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = right, true_up, back, eye
     return m

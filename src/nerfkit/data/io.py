@@ -21,7 +21,8 @@ def read_json(path: Path) -> dict:
             return json.load(f)
     except json.JSONDecodeError as e:
         raise DataError(
-            f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}; fix or re-export it"
+            f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}; "
+            "fix or re-export it"
         ) from None
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: cannot read ({e})") from None
@@ -49,9 +50,7 @@ def read_image(path: Path) -> np.ndarray:
             if mode == "F":
                 arr = np.asarray(im, dtype=np.float32)
                 return np.repeat(np.clip(arr, 0, 1)[..., None], 3, axis=-1)
-            has_alpha = mode in ("RGBA", "LA", "PA") or (
-                mode == "P" and "transparency" in im.info
-            )
+            has_alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info)
             im = im.convert("RGBA" if has_alpha else "RGB")
             arr = np.asarray(im)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:

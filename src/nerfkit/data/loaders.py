@@ -6,12 +6,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 from nerfkit.data.blender import is_blender, load_blender
+from nerfkit.data.colmap import is_colmap, load_colmap
+from nerfkit.data.dnerf_npz import is_npz, load_npz
+from nerfkit.data.llff import is_llff, load_llff
 from nerfkit.data.scene import Scene
+from nerfkit.data.transforms_json import is_transforms_json, load_transforms_json
 from nerfkit.errors import DataError
 
-# name -> (detector, loader(root, downscale) -> Scene, what the detector looks for)
+# name -> (detector, loader(root, downscale) -> Scene, what the detector looks for).
+# Detection tries them in this order; the first match wins.
 FORMATS: dict[str, tuple[Callable[[Path], bool], Callable[..., Scene], str]] = {
     "blender": (is_blender, load_blender, "transforms_train.json"),
+    "transforms_json": (is_transforms_json, load_transforms_json, "transforms.json"),
+    "llff": (is_llff, load_llff, "poses_bounds.npy"),
+    "colmap": (is_colmap, load_colmap, "sparse/0/ or sparse/ with cameras.bin|txt"),
+    "npz": (is_npz, load_npz, "one .npz with images, poses, focal"),
 }
 
 

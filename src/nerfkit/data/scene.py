@@ -51,6 +51,12 @@ class SceneMeta:
     train_c2w: list[list[list[float]]] = field(default_factory=list)
     data_path: str = ""
     format: str = ""
+    # scene-space [near, far] depths of the content; for NDC scenes (LLFF) the rescaled bounds
+    # of poses_bounds.npy, used for spiral render paths. Empty if the format gives none.
+    bounds: list[float] = field(default_factory=list)
+    # 4x4 similarity the loader applied to the file's poses (scene = T @ file, scale folded in);
+    # empty if the poses were used as stored.
+    data_transform: list[list[float]] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -47,8 +47,10 @@ def render_weights(sigma: Tensor, deltas: Tensor) -> tuple[Tensor, Tensor, Tenso
     """
     tau = sigma * deltas  # optical depth of each interval
     alpha = 1.0 - torch.exp(-tau)
-    # exclusive cumulative sum: optical depth accumulated before sample i
-    accum = torch.cumsum(tau, dim=-1) - tau
+    # exclusive cumulative sum: optical depth accumulated before sample i. Not cumsum - tau:
+    # with the (effectively infinite) last interval, tau_S ~ 1e10 swamps the sum in float32
+    # and the subtraction cancels to 0, giving T_S = 1 and weights summing to more than 1.
+    accum = torch.cat([torch.zeros_like(tau[..., :1]), torch.cumsum(tau[..., :-1], dim=-1)], -1)
     trans = torch.exp(-accum)
     return trans * alpha, trans, alpha
 

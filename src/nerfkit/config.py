@@ -1,0 +1,103 @@
+"""Dataclass configs. The CLI is generated from them (tyro); a run saves its resolved config."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from nerfkit.errors import NerfkitError
+from nerfkit.methods.nerf import NeRFConfig
+
+
+@dataclass
+class TrainConfig:
+    """Train a radiance field on a dataset folder."""
+
+    data: Path | None = None
+    """Dataset folder (Blender transforms_*.json, ...). Not needed with --resume."""
+    output: Path = Path("runs/latest")
+    """Run folder: config, checkpoints, logs, validation renders."""
+    resume: Path | None = None
+    """Continue the run in this folder with its saved config (other flags are ignored)."""
+    method: str = "nerf"
+    """Method name (see `nerfkit methods`)."""
+    format: str | None = None
+    """Force a dataset format instead of detecting it."""
+    downscale: int = 1
+    """Divide image size and focal length by this factor."""
+    max_steps: int | None = None
+    """Stop after this many steps (default 200000 when --max-minutes is not given either)."""
+    max_minutes: float | None = None
+    """Stop after this much training time (loading and validation excluded)."""
+    batch_rays: int = 1024
+    """Rays per step, drawn at random across all training images."""
+    lr: float = 5e-4
+    lr_final: float = 5e-5
+    """Learning rate at the end of the schedule (exponential decay from --lr)."""
+    precrop_steps: int = 0
+    """For this many first steps, draw rays only from the centre of the images."""
+    precrop_frac: float = 0.5
+    """Fraction of width/height kept by the centre crop."""
+    seed: int = 0
+    log_every: int = 25
+    val_every: int = 1000
+    """Render a validation image (PNG) every N steps (0 = never)."""
+    ckpt_every: int = 1000
+    """Write a checkpoint every N steps (and always at the end)."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = None
+    """CPU threads for torch (default: torch's choice, all cores)."""
+    progress: bool = True
+    """Show a progress bar."""
+    nerf: NeRFConfig = field(default_factory=NeRFConfig)
+    """Options of the `nerf` method."""
+
+    def method_config(self) -> object:
+        if not hasattr(self, self.method):
+            from nerfkit.methods import METHODS
+
+            raise NerfkitError(
+                f"unknown --method '{self.method}'; known: {', '.join(sorted(METHODS))}"
+            )
+        return getattr(self, self.method)
+
+
+def to_dict(cfg: object) -> dict:
+    """Dataclass -> JSON-friendly dict (Paths become strings)."""
+
+    def conv(v: object) -> object:
+        if isinstance(v, Path):
+            return str(v)
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [conv(x) for x in v]
+        return v
+
+    return conv(dataclasses.asdict(cfg))  # type: ignore[arg-type]
+
+
+def from_dict(cls: type, d: dict) -> object:
+    """Inverse of `to_dict` for (nested) dataclasses; unknown keys are ignored."""
+    hints = typing.get_type_hints(cls)
+    kw = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in d:
+            continue
+        v, t = d[f.name], hints[f.name]
+        if dataclasses.is_dataclass(t) and isinstance(v, dict):
+            v = from_dict(t, v)
+        elif v is not None and (t is Path or (Path in typing.get_args(t))):
+            v = Path(v)
+        kw[f.name] = v
+    return cls(**kw)
+
+
+def save_json_atomic(path: Path, obj: object) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    tmp.replace(path)

@@ -1,0 +1,495 @@
+"""COLMAP sparse models: `sparse/0/` (or `sparse/`) with cameras, images, points3D (.bin or .txt)
+next to an `images/` folder.
+
+The three files are parsed here (both the text and the binary format, COLMAP's documented
+layouts; models written by COLMAP >= 3.12 / pycolmap 4 also carry rigs and frames files, which
+are not needed: images.* still holds every registered image with its pose). Reading needs no
+pycolmap; the tests check this parser against pycolmap when it is installed.
+
+- Poses: COLMAP stores world-to-camera (quaternion qw, qx, qy, qz and translation) in the OpenCV
+  camera frame (x right, y down, z forward); they become camera-to-world in the OpenGL frame.
+- Intrinsics: SIMPLE_PINHOLE, PINHOLE, SIMPLE_RADIAL, RADIAL, OPENCV, FULL_OPENCV (with
+  k4 = k5 = k6 = 0), OPENCV_FISHEYE, SIMPLE_RADIAL_FISHEYE, RADIAL_FISHEYE. COLMAP puts pixel
+  centres at +0.5 like nerfkit, so cx, cy are used as they are.
+- Normalisation (default on): as for transforms.json (nerfkit.data.transforms_json.normalize_poses):
+  centred on the cameras, mean camera up -> +z, camera positions scaled into [-1, 1]^3.
+- near/far: from the depths of the sparse points each image observes: 0.8 x the smallest
+  per-image 1st percentile and 1.2 x the largest per-image 99th percentile.
+- aabb: the box of the 1st..99th percentile of the points per axis and the cameras, 10% larger.
+- Splits: images sorted by name, every 8th (0, 8, ...) held out for test (and val).
+- `--downscale K` reads `images_K/<name>` when all exist (intrinsics scaled by the size ratio),
+  else downscales `images/` in memory.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nerfkit.cameras import Cameras
+from nerfkit.data.io import composite_background, downscale_image, read_image
+from nerfkit.data.scene import Scene, SceneMeta, Split
+from nerfkit.data.transforms_json import normalize_poses, scene_kind
+from nerfkit.errors import DataError
+
+HOLD = 8
+
+# COLMAP camera models: id -> (name, number of parameters)
+CAMERA_MODELS = {
+    0: ("SIMPLE_PINHOLE", 3),
+    1: ("PINHOLE", 4),
+    2: ("SIMPLE_RADIAL", 4),
+    3: ("RADIAL", 5),
+    4: ("OPENCV", 8),
+    5: ("OPENCV_FISHEYE", 8),
+    6: ("FULL_OPENCV", 12),
+    7: ("FOV", 5),
+    8: ("SIMPLE_RADIAL_FISHEYE", 4),
+    9: ("RADIAL_FISHEYE", 5),
+    10: ("THIN_PRISM_FISHEYE", 12),
+    11: ("RAD_TAN_THIN_PRISM_FISHEYE", 16),
+}
+MODEL_IDS = {name: (i, n) for i, (name, n) in CAMERA_MODELS.items()}
+
+
+@dataclass
+class ColmapCamera:
+    id: int
+    model: str
+    width: int
+    height: int
+    params: np.ndarray  # [P]
+
+
+@dataclass
+class ColmapImage:
+    """A registered image: world-to-camera pose (OpenCV frame) and its observed 3D point ids."""
+
+    id: int
+    qvec: np.ndarray  # [4] (qw, qx, qy, qz)
+    tvec: np.ndarray  # [3]
+    camera_id: int
+    name: str
+    point3d_ids: np.ndarray  # [K] int64, -1 where a keypoint has no 3D point
+
+
+@dataclass
+class ColmapModel:
+    cameras: dict[int, ColmapCamera]
+    images: dict[int, ColmapImage]
+    point_ids: np.ndarray  # [P] int64
+    points: np.ndarray  # [P, 3]
+    path: Path
+
+
+# ----------------------------------------------------------------------------- finding a model
+
+MODEL_DIRS = ("sparse/0", "sparse", "colmap/sparse/0")
+
+
+def find_model_dir(root: Path) -> Path | None:
+    """The first of sparse/0, sparse, colmap/sparse/0 holding cameras.bin or cameras.txt."""
+    for d in MODEL_DIRS:
+        p = root / d
+        if (p / "cameras.bin").is_file() or (p / "cameras.txt").is_file():
+            return p
+    return None
+
+
+def is_colmap(root: Path) -> bool:
+    return find_model_dir(root) is not None
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+class _Reader:
+    """Sequential little-endian reader over a binary file, with errors naming it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.buf = path.read_bytes()
+        self.pos = 0
+
+    def take(self, fmt: str) -> tuple:
+        size = struct.calcsize("<" + fmt)
+        if self.pos + size > len(self.buf):
+            raise DataError(f"{self.path}: truncated at byte {self.pos}; re-export the model")
+        out = struct.unpack_from("<" + fmt, self.buf, self.pos)
+        self.pos += size
+        return out
+
+    def array(self, dtype: np.dtype, count: int) -> np.ndarray:
+        dtype = np.dtype(dtype)
+        size = dtype.itemsize * count
+        if self.pos + size > len(self.buf):
+            raise DataError(f"{self.path}: truncated at byte {self.pos}; re-export the model")
+        out = np.frombuffer(self.buf, dtype=dtype, count=count, offset=self.pos)
+        self.pos += size
+        return out
+
+    def cstring(self) -> str:
+        end = self.buf.find(b"\x00", self.pos)
+        if end < 0:
+            raise DataError(f"{self.path}: truncated at byte {self.pos}; re-export the model")
+        s = self.buf[self.pos : end].decode("utf-8", errors="replace")
+        self.pos = end + 1
+        return s
+
+
+def _cameras_bin(path: Path) -> dict[int, ColmapCamera]:
+    r = _Reader(path)
+    (n,) = r.take("Q")
+    out = {}
+    for _ in range(n):
+        cid, mid, w, h = r.take("iiQQ")
+        if mid not in CAMERA_MODELS:
+            raise DataError(f"{path}: camera {cid} has unknown model id {mid}")
+        name, npar = CAMERA_MODELS[mid]
+        out[cid] = ColmapCamera(cid, name, int(w), int(h), np.array(r.take(f"{npar}d")))
+    return out
+
+
+def _images_bin(path: Path) -> dict[int, ColmapImage]:
+    r = _Reader(path)
+    (n,) = r.take("Q")
+    pt = np.dtype([("x", "<f8"), ("y", "<f8"), ("id", "<i8")])
+    out = {}
+    for _ in range(n):
+        iid, qw, qx, qy, qz, tx, ty, tz, cid = r.take("i7di")
+        name = r.cstring()
+        (npts,) = r.take("Q")
+        pts = r.array(pt, npts)
+        out[iid] = ColmapImage(
+            iid, np.array([qw, qx, qy, qz]), np.array([tx, ty, tz]), cid, name,
+            pts["id"].astype(np.int64),
+        )
+    return out
+
+
+def _points_bin(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    r = _Reader(path)
+    (n,) = r.take("Q")
+    ids = np.empty(n, dtype=np.int64)
+    xyz = np.empty((n, 3))
+    for i in range(n):
+        pid, x, y, z, _, _, _, _, tlen = r.take("Q3d3BdQ")
+        r.array(np.dtype("<i4"), 2 * tlen)  # track (image id, point2D index) pairs: unused
+        ids[i] = pid
+        xyz[i] = (x, y, z)
+    return ids, xyz
+
+
+def _text_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: cannot read ({e})") from None
+
+
+def _bad_line(path: Path, lineno: int, what: str) -> DataError:
+    return DataError(f"{path}: line {lineno}: {what}; re-export the model")
+
+
+def _cameras_txt(path: Path) -> dict[int, ColmapCamera]:
+    out = {}
+    for ln, line in enumerate(_text_lines(path), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        e = line.split()
+        try:
+            cid, model, w, h = int(e[0]), e[1], int(e[2]), int(e[3])
+            params = np.array([float(x) for x in e[4:]])
+        except (IndexError, ValueError):
+            raise _bad_line(path, ln, "expected CAMERA_ID MODEL WIDTH HEIGHT PARAMS...") from None
+        if model not in MODEL_IDS:
+            raise _bad_line(path, ln, f"unknown camera model '{model}'")
+        if len(params) != MODEL_IDS[model][1]:
+            raise _bad_line(path, ln, f"{model} takes {MODEL_IDS[model][1]} parameters")
+        out[cid] = ColmapCamera(cid, model, w, h, params)
+    return out
+
+
+def _images_txt(path: Path) -> dict[int, ColmapImage]:
+    lines = _text_lines(path)
+    out = {}
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        e = line.split(maxsplit=9)
+        try:
+            iid = int(e[0])
+            q = np.array([float(x) for x in e[1:5]])
+            t = np.array([float(x) for x in e[5:8]])
+            cid = int(e[8])
+            name = e[9].strip()
+        except (IndexError, ValueError):
+            raise _bad_line(
+                path, i, "expected IMAGE_ID QW QX QY QZ TX TY TZ CAMERA_ID NAME"
+            ) from None
+        pts_line = lines[i] if i < len(lines) else ""
+        i += 1  # the second line of each image: POINTS2D[] as (X, Y, POINT3D_ID)
+        p = pts_line.split()
+        try:
+            ids = np.array([int(float(x)) for x in p[2::3]], dtype=np.int64)
+        except ValueError:
+            raise _bad_line(path, i, "expected POINTS2D[] as (X, Y, POINT3D_ID)") from None
+        out[iid] = ColmapImage(iid, q, t, cid, name, ids)
+    return out
+
+
+def _points_txt(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    ids, xyz = [], []
+    for ln, line in enumerate(_text_lines(path), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        e = line.split()
+        try:
+            ids.append(int(e[0]))
+            xyz.append([float(e[1]), float(e[2]), float(e[3])])
+        except (IndexError, ValueError):
+            raise _bad_line(path, ln, "expected POINT3D_ID X Y Z R G B ERROR TRACK[]") from None
+    return np.array(ids, dtype=np.int64), np.array(xyz, dtype=np.float64).reshape(-1, 3)
+
+
+def read_model(path: Path) -> ColmapModel:
+    """Read a COLMAP sparse model folder (.bin preferred over .txt when both exist)."""
+    path = Path(path)
+    parts = {}
+    for stem in ("cameras", "images", "points3D"):
+        if (path / f"{stem}.bin").is_file():
+            parts[stem] = path / f"{stem}.bin"
+        elif (path / f"{stem}.txt").is_file():
+            parts[stem] = path / f"{stem}.txt"
+        else:
+            raise DataError(
+                f"{path}: {stem}.bin or {stem}.txt missing; a COLMAP model needs cameras, "
+                "images and points3D"
+            )
+    binary = {k: v.suffix == ".bin" for k, v in parts.items()}
+    cams = (_cameras_bin if binary["cameras"] else _cameras_txt)(parts["cameras"])
+    imgs = (_images_bin if binary["images"] else _images_txt)(parts["images"])
+    ids, xyz = (_points_bin if binary["points3D"] else _points_txt)(parts["points3D"])
+    return ColmapModel(cams, imgs, ids, xyz, path)
+
+
+# ----------------------------------------------------------------------------- conversion
+
+
+def qvec_to_rotmat(q: np.ndarray) -> np.ndarray:
+    """Unit quaternion (w, x, y, z) [4] -> rotation matrix [3, 3]."""
+    w, x, y, z = q / np.linalg.norm(q)
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+        ]
+    )
+
+
+def camera_intrinsics(cam: ColmapCamera, where: str) -> tuple[str, list[float], list[float]]:
+    """COLMAP camera -> (nerfkit model, [fx, fy, cx, cy], [k1, k2, k3, k4, p1, p2])."""
+    p = [float(x) for x in cam.params]
+    m = cam.model
+    z = 0.0
+    if m == "SIMPLE_PINHOLE":
+        return "pinhole", [p[0], p[0], p[1], p[2]], [z] * 6
+    if m == "PINHOLE":
+        return "pinhole", p[:4], [z] * 6
+    if m == "SIMPLE_RADIAL":
+        return "opencv", [p[0], p[0], p[1], p[2]], [p[3], z, z, z, z, z]
+    if m == "RADIAL":
+        return "opencv", [p[0], p[0], p[1], p[2]], [p[3], p[4], z, z, z, z]
+    if m == "OPENCV":
+        return "opencv", p[:4], [p[4], p[5], z, z, p[6], p[7]]
+    if m == "FULL_OPENCV" and not any(p[9:12]):
+        return "opencv", p[:4], [p[4], p[5], p[8], z, p[6], p[7]]
+    if m == "OPENCV_FISHEYE":
+        return "opencv_fisheye", p[:4], [p[4], p[5], p[6], p[7], z, z]
+    if m == "SIMPLE_RADIAL_FISHEYE":
+        return "opencv_fisheye", [p[0], p[0], p[1], p[2]], [p[3], z, z, z, z, z]
+    if m == "RADIAL_FISHEYE":
+        return "opencv_fisheye", [p[0], p[0], p[1], p[2]], [p[3], p[4], z, z, z, z]
+    raise DataError(
+        f"{where}: camera {cam.id} uses the {m} model, which nerfkit cannot model; "
+        "undistort the images first (colmap image_undistorter) and load the result"
+    )
+
+
+def load_colmap(
+    root: Path,
+    downscale: int = 1,
+    normalize: bool = True,
+    hold: int = HOLD,
+    images_dir: str = "images",
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0),
+) -> Scene:
+    """Load a COLMAP reconstruction (see the module docstring for the conventions).
+
+    Args:
+        root: folder holding sparse/0 (or sparse/) and images/.
+        downscale: integer image size divisor.
+        normalize: centre, orient (mean up -> +z) and scale the poses into [-1, 1]^3.
+        hold: every `hold`-th image (sorted by name) is held out for test/val.
+        images_dir: the image folder, relative to root.
+        background: colour RGBA images are composited onto.
+    """
+    root = Path(root)
+    mdir = find_model_dir(root)
+    if mdir is None:
+        raise DataError(
+            f"{root}: no COLMAP model (looked for cameras.bin/.txt in {', '.join(MODEL_DIRS)})"
+        )
+    model = read_model(mdir)
+    where = str(mdir)
+    if not model.images:
+        raise DataError(
+            f"{mdir}: the COLMAP model has no registered images; the reconstruction failed "
+            "(take more overlapping photos or re-run mapping)"
+        )
+    imgs_meta = sorted(model.images.values(), key=lambda im: im.name)
+    img_root = root / images_dir
+    if not img_root.is_dir():
+        raise DataError(f"{img_root}: image folder not found next to the COLMAP model")
+
+    # poses: world-to-camera (OpenCV) -> camera-to-world (OpenGL)
+    n = len(imgs_meta)
+    w2c_r = np.stack([qvec_to_rotmat(im.qvec) for im in imgs_meta])
+    w2c_t = np.stack([im.tvec for im in imgs_meta])
+    if not (np.all(np.isfinite(w2c_r)) and np.all(np.isfinite(w2c_t))):
+        raise DataError(f"{where}: an image has a non-finite pose; re-run the reconstruction")
+    c2w = np.tile(np.eye(4), (n, 1, 1))
+    c2w[:, :3, :3] = np.transpose(w2c_r, (0, 2, 1)) @ np.diag([1.0, -1.0, -1.0])
+    c2w[:, :3, 3] = -np.einsum("nji,nj->ni", w2c_r, w2c_t)
+
+    # near / far from the depths of the points each image observes
+    if len(model.points) == 0:
+        raise DataError(f"{mdir}: the model has no 3D points; cannot choose near/far")
+    index = {int(pid): k for k, pid in enumerate(model.point_ids)}
+    lo, hi = [], []
+    for k, im in enumerate(imgs_meta):
+        seen = [index[int(i)] for i in im.point3d_ids if i >= 0 and int(i) in index]
+        pts = model.points[seen] if seen else model.points
+        z = pts @ w2c_r[k].T + w2c_t[k]
+        z = z[:, 2][z[:, 2] > 0]
+        if len(z):
+            lo.append(np.percentile(z, 1))
+            hi.append(np.percentile(z, 99))
+    if not lo:
+        raise DataError(f"{mdir}: no 3D point lies in front of any camera; re-run mapping")
+    near, far = 0.8 * float(min(lo)), 1.2 * float(max(hi))
+    if near >= far:
+        far = near * 10.0
+
+    t = np.eye(4)
+    if normalize:
+        c2w, t = normalize_poses(c2w)
+    s = float(np.cbrt(abs(np.linalg.det(t[:3, :3]))))
+    near, far = near * s, far * s
+    pts = model.points @ t[:3, :3].T + t[:3, 3]
+    box = np.stack([np.percentile(pts, 1, 0), np.percentile(pts, 99, 0)])
+    box = np.stack([np.minimum(box[0], c2w[:, :3, 3].min(0)),
+                    np.maximum(box[1], c2w[:, :3, 3].max(0))])
+    pad = 0.05 * (box[1] - box[0]).max()
+    box = box + np.array([[-pad], [pad]])
+
+    # intrinsics
+    intr = []
+    for im in imgs_meta:
+        if im.camera_id not in model.cameras:
+            raise DataError(f"{where}: image {im.name} refers to missing camera {im.camera_id}")
+        cam = model.cameras[im.camera_id]
+        intr.append((cam, *camera_intrinsics(cam, where)))
+    models = {m for _, m, _, _ in intr}
+    if len(models - {"pinhole"}) > 1:
+        raise DataError(f"{where}: cameras mix models {sorted(models)}; use one per dataset")
+    cam_model = (models - {"pinhole"}).pop() if models - {"pinhole"} else "pinhole"
+
+    # images (optionally from images_K/)
+    paths = [img_root / im.name for im in imgs_meta]
+    extra = downscale
+    if downscale > 1:
+        copies = [root / f"{images_dir}_{downscale}" / im.name for im in imgs_meta]
+        if all(c.is_file() for c in copies):
+            paths, extra = copies, 1
+    bg = np.asarray(background, dtype=np.float32)
+    images, kk = [], []
+    for p, (cam, _, f, d) in zip(paths, intr):
+        if not p.is_file():
+            raise DataError(f"{p}: image registered in the COLMAP model not found; restore it")
+        img = read_image(p)
+        ih, iw = img.shape[:2]
+        f = list(f)
+        if extra == 1 and downscale > 1:  # resized copy
+            sx, sy = iw / cam.width, ih / cam.height
+            f = [f[0] * sx, f[1] * sy, f[2] * sx, f[3] * sy]
+        elif (iw, ih) != (cam.width, cam.height):
+            raise DataError(
+                f"{p}: size {iw}x{ih} differs from camera {cam.id}'s {cam.width}x{cam.height} "
+                "in the COLMAP model; use the images the model was made from"
+            )
+        kk.append((f, d))
+        images.append(torch.from_numpy(np.ascontiguousarray(composite_background(img, bg))))
+    sizes = {tuple(im.shape[:2]) for im in images}
+    if len(sizes) > 1:
+        raise DataError(
+            f"{img_root}: images have different sizes {sorted(sizes)}; nerfkit needs one size"
+        )
+    h, w = sizes.pop()
+    cams = Cameras(
+        c2w=torch.tensor(c2w, dtype=torch.float32),
+        fx=torch.tensor([f[0] for f, _ in kk], dtype=torch.float32),
+        fy=torch.tensor([f[1] for f, _ in kk], dtype=torch.float32),
+        cx=torch.tensor([f[2] for f, _ in kk], dtype=torch.float32),
+        cy=torch.tensor([f[3] for f, _ in kk], dtype=torch.float32),
+        width=w,
+        height=h,
+        model=cam_model,
+        distortion=None
+        if cam_model == "pinhole"
+        else torch.tensor([d for _, d in kk], dtype=torch.float32),
+    )
+    all_imgs = torch.stack(images)
+    if extra > 1:
+        cams = cams.scaled(extra)
+        all_imgs = torch.stack([downscale_image(im, extra) for im in all_imgs])
+    names = [Path(im.name).stem for im in imgs_meta]
+
+    idx = np.arange(n)
+    test_idx = idx[::hold] if hold > 0 and n > 1 else np.array([], dtype=int)
+    train_idx = np.setdiff1d(idx, test_idx)
+
+    def make(ix: np.ndarray) -> Split:
+        tt = torch.as_tensor(ix, dtype=torch.long)
+        return Split(images=all_imgs[tt], cameras=cams[tt], names=[names[i] for i in ix])
+
+    splits = {"train": make(train_idx)}
+    if len(test_idx):
+        splits["test"] = make(test_idx)
+        splits["val"] = splits["test"]
+    tr = splits["train"]
+    meta = SceneMeta(
+        near=near,
+        far=far,
+        background=bg.tolist(),
+        ndc=False,
+        kind=scene_kind(c2w),
+        aabb=box.tolist(),
+        width=tr.cameras.width,
+        height=tr.cameras.height,
+        focal=float(tr.cameras.fx[0]),
+        train_c2w=tr.cameras.c2w.tolist(),
+        data_path=str(root),
+        format="colmap",
+        bounds=[near, far],
+        data_transform=t.tolist() if normalize else [],
+    )
+    return Scene(splits, meta)

@@ -1,0 +1,161 @@
+"""Scenes packed into one `.npz` (the "tiny NeRF" / "tiny D-NeRF" files).
+
+Keys: `images` [N, H, W, 3|4] (float in [0, 1] or uint8), `poses` [N, 4, 4] (or [N, 3, 4])
+camera-to-world in the OpenGL frame, `focal` (pixels, scalar or [N]), optional `times` [N] in
+[0, 1] (dynamic scenes), optional `near`, `far`, `i_split` (three index arrays) .
+
+Splits: `i_split` if present; else, for dynamic scenes whose time stamps restart at 0 exactly
+twice (train, val, test concatenated, as in ../shared/data/tiny_dnerf: 0-49, 50-60, 61-80), those
+three runs; else every 8th frame held out for test (and val).
+The background is black (the tiny files dropped alpha without compositing) unless the images
+have an alpha channel, which is composited onto `background`. near/far default to the
+synthetic Blender scenes' 2 and 6.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nerfkit.cameras import Cameras
+from nerfkit.data.blender import check_pose
+from nerfkit.data.io import composite_background, downscale_image
+from nerfkit.data.scene import Scene, SceneMeta, Split
+from nerfkit.errors import DataError
+
+REQUIRED = ("images", "poses", "focal")
+
+
+def find_npz(root: Path) -> Path | None:
+    """The single .npz file in root holding images, poses and focal (None if not exactly one)."""
+    found = []
+    for p in sorted(root.glob("*.npz")):
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                if all(k in z.files for k in REQUIRED):
+                    found.append(p)
+        except (OSError, ValueError, zipfile.BadZipFile):
+            continue
+    return found[0] if len(found) == 1 else None
+
+
+def is_npz(root: Path) -> bool:
+    return find_npz(root) is not None
+
+
+def _time_runs(times: np.ndarray) -> list[np.ndarray] | None:
+    """Index runs split where the time stamps restart (decrease)."""
+    cuts = np.nonzero(np.diff(times) < 0)[0] + 1
+    if len(cuts) != 2:
+        return None
+    return np.split(np.arange(len(times)), cuts)
+
+
+def load_npz(
+    root: Path,
+    downscale: int = 1,
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    near: float = 2.0,
+    far: float = 6.0,
+    hold: int = 8,
+) -> Scene:
+    """Load a single-file .npz scene (see the module docstring).
+
+    Args:
+        root: the folder holding one such .npz, or the .npz file itself.
+    """
+    root = Path(root)
+    path = root if root.suffix == ".npz" else find_npz(root)
+    if path is None:
+        raise DataError(f"{root}: no single .npz with keys {', '.join(REQUIRED)} found")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path}: cannot read ({e}); re-create the file") from None
+    missing = [k for k in REQUIRED if k not in data]
+    if missing:
+        raise DataError(f"{path}: missing key(s) {', '.join(missing)}")
+    images = data["images"]
+    if images.ndim != 4 or images.shape[-1] not in (3, 4) or len(images) == 0:
+        raise DataError(f"{path}: 'images' has shape {images.shape}, expected [N, H, W, 3|4]")
+    images = images.astype(np.float32) / (255.0 if images.dtype == np.uint8 else 1.0)
+    if not np.all(np.isfinite(images)):
+        raise DataError(f"{path}: 'images' has non-finite values")
+    n, h, w = images.shape[:3]
+    poses = np.asarray(data["poses"], dtype=np.float64)
+    if poses.shape not in ((n, 4, 4), (n, 3, 4)):
+        raise DataError(f"{path}: 'poses' has shape {poses.shape}, expected [{n}, 4, 4]")
+    for i in range(n):
+        check_pose(poses[i], f"{path} pose {i}")
+    if poses.shape[1] == 3:
+        poses = np.concatenate([poses, np.tile([[[0.0, 0.0, 0.0, 1.0]]], (n, 1, 1))], 1)
+    focal = np.broadcast_to(np.asarray(data["focal"], dtype=np.float64).reshape(-1), (n,))
+    if not np.all(np.isfinite(focal)) or np.any(focal <= 0):
+        raise DataError(f"{path}: 'focal' must be positive")
+    times = data.get("times")
+    if times is not None:
+        times = np.asarray(times, dtype=np.float32).reshape(-1)
+        if len(times) != n:
+            raise DataError(f"{path}: {len(times)} times for {n} images")
+
+    bg = np.asarray(background, dtype=np.float32)
+    imgs = torch.from_numpy(np.ascontiguousarray(composite_background(images, bg)))
+    cams = Cameras(
+        c2w=torch.tensor(poses, dtype=torch.float32),
+        fx=torch.tensor(focal, dtype=torch.float32),
+        fy=torch.tensor(focal, dtype=torch.float32),
+        cx=torch.full((n,), w / 2.0),
+        cy=torch.full((n,), h / 2.0),
+        width=w,
+        height=h,
+    )
+    if downscale > 1:
+        cams = cams.scaled(downscale)
+        imgs = torch.stack([downscale_image(im, downscale) for im in imgs])
+
+    if "i_split" in data:
+        parts = [np.asarray(a, dtype=int).reshape(-1) for a in data["i_split"]]
+        if len(parts) < 2:
+            raise DataError(f"{path}: 'i_split' must hold train, val[, test] index arrays")
+        split_idx = dict(zip(("train", "val", "test"), parts))
+    elif times is not None and (runs := _time_runs(times)) is not None:
+        split_idx = dict(zip(("train", "val", "test"), runs))
+    else:
+        test = np.arange(0, n, hold) if hold > 0 and n > 1 else np.array([], dtype=int)
+        split_idx = {"train": np.setdiff1d(np.arange(n), test), "test": test, "val": test}
+    splits: dict[str, Split] = {}
+    for name, ix in split_idx.items():
+        if len(ix) == 0:
+            continue
+        if ix.min() < 0 or ix.max() >= n:
+            raise DataError(f"{path}: split '{name}' indexes frames outside 0..{n - 1}")
+        t = torch.as_tensor(ix, dtype=torch.long)
+        splits[name] = Split(
+            images=imgs[t],
+            cameras=cams[t],
+            names=[f"frame_{i:03d}" for i in ix],
+            times=None if times is None else torch.from_numpy(times[ix]),
+        )
+    if "train" not in splits:
+        raise DataError(f"{path}: the train split is empty")
+    near = float(np.asarray(data.get("near", near)))
+    far = float(np.asarray(data.get("far", far)))
+    tr = splits["train"]
+    meta = SceneMeta(
+        near=near,
+        far=far,
+        background=bg.tolist(),
+        ndc=False,
+        kind="object",
+        width=tr.cameras.width,
+        height=tr.cameras.height,
+        focal=float(tr.cameras.fx[0]),
+        train_c2w=tr.cameras.c2w.tolist(),
+        data_path=str(root),
+        format="npz",
+    )
+    return Scene(splits, meta)

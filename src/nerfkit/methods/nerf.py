@@ -1,0 +1,229 @@
+"""The original NeRF (Mildenhall et al. 2020): coarse + fine MLPs with hierarchical sampling.
+
+Faithful to the paper and the authors' reference code: positional encoding with L = 10 for
+position and L = 4 for direction; 8 x 256 ReLU MLP with the input concatenated again after the
+fifth layer; density from position only; a 256-d feature plus the encoded direction -> 128 -> RGB;
+stratified coarse samples plus inverse-CDF fine samples drawn from the coarse weights, the fine
+network evaluating the union of both; loss = MSE(coarse) + MSE(fine).
+Every ablation of the paper is a field of `NeRFConfig`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from nerfkit.cameras import Rays
+from nerfkit.data.scene import SceneMeta
+from nerfkit.methods.base import Method, RenderOutput
+from nerfkit.render.encoding import encoded_dim, positional_encoding
+from nerfkit.render.sampling import merge_samples, sample_pdf, stratified_samples
+from nerfkit.render.volume import render_along_rays, sample_deltas
+
+
+@dataclass
+class NeRFConfig:
+    """The paper's model; defaults are the paper's configuration."""
+
+    pos_freqs: int = 10
+    """L for positions (0 = no positional encoding)."""
+    dir_freqs: int = 4
+    """L for viewing directions (0 = raw direction)."""
+    include_pi: bool = False
+    """Multiply encoding frequencies by pi as the paper writes (the reference code does not)."""
+    use_viewdirs: bool = True
+    """View-dependent colour; False: colour from position only (paper ablation)."""
+    n_coarse: int = 64
+    """Stratified samples per ray for the coarse network."""
+    n_fine: int = 128
+    """Importance samples per ray for the fine network (0 = no hierarchy, coarse only)."""
+    width: int = 256
+    depth: int = 8
+    skip: int = 4
+    """Index of the layer after which the input is concatenated again (reference: 4)."""
+    density_activation: Literal["relu", "softplus"] = "relu"
+    raw_noise_std: float = 0.0
+    """Std of noise added to raw density while training (paper: 1.0 on LLFF, 0 on synthetic)."""
+    lindisp: bool = False
+    """Sample linearly in inverse depth rather than depth."""
+    perturb: bool = True
+    """Jitter stratified samples while training."""
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """Matrix maths in bf16 with fp32 accumulation (CPU with AVX-512 bf16, or CUDA)."""
+    chunk_points: int = 65536
+    """Points per MLP call when rendering without gradients (bounds memory)."""
+
+
+class NeRFMLP(nn.Module):
+    """The paper's MLP.
+
+    Input: encoded position [P, Cx] and encoded direction [P, Cd]. Output: raw density [P] and
+    RGB in [0, 1] [P, 3].
+    """
+
+    def __init__(
+        self, in_pos: int, in_dir: int, width: int, depth: int, skip: int, use_viewdirs: bool
+    ) -> None:
+        super().__init__()
+        self.skip, self.use_viewdirs = skip, use_viewdirs
+        layers = []
+        for i in range(depth):
+            d_in = in_pos if i == 0 else width + (in_pos if i == skip + 1 else 0)
+            layers.append(nn.Linear(d_in, width))
+        self.pts_linears = nn.ModuleList(layers)
+        if use_viewdirs:
+            self.alpha_linear = nn.Linear(width, 1)
+            self.feature_linear = nn.Linear(width, width)
+            self.views_linear = nn.Linear(width + in_dir, width // 2)
+            self.rgb_linear = nn.Linear(width // 2, 3)
+        else:
+            self.output_linear = nn.Linear(width, 4)
+
+    def forward(self, x: Tensor, d: Tensor | None) -> tuple[Tensor, Tensor]:
+        h = x
+        for i, layer in enumerate(self.pts_linears):
+            h = F.relu(layer(h))
+            if i == self.skip and i + 1 < len(self.pts_linears):
+                h = torch.cat([x, h], dim=-1)
+        if self.use_viewdirs:
+            sigma = self.alpha_linear(h)[..., 0]
+            feat = self.feature_linear(h)
+            h = F.relu(self.views_linear(torch.cat([feat, d], dim=-1)))
+            rgb = self.rgb_linear(h)
+        else:
+            out = self.output_linear(h)
+            sigma, rgb = out[..., 3], out[..., :3]
+        return sigma, torch.sigmoid(rgb)
+
+
+class NeRF(Method):
+    """Coarse and fine NeRF networks with hierarchical volume sampling."""
+
+    def __init__(self, config: NeRFConfig, meta: SceneMeta) -> None:
+        super().__init__(meta)
+        c = self.config = config
+        self.in_pos = encoded_dim(3, c.pos_freqs)
+        self.in_dir = encoded_dim(3, c.dir_freqs) if c.use_viewdirs else 0
+
+        def mlp() -> NeRFMLP:
+            return NeRFMLP(self.in_pos, self.in_dir, c.width, c.depth, c.skip, c.use_viewdirs)
+
+        self.coarse = mlp()
+        self.fine = mlp() if c.n_fine > 0 else None
+
+    # -- field evaluation -------------------------------------------------------------------
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.config.precision == "bf16":
+            return torch.autocast(self.background.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def query(self, net: NeRFMLP, points: Tensor, viewdirs: Tensor) -> tuple[Tensor, Tensor]:
+        """Raw density and colour at points.
+
+        Args:
+            points: [R, S, 3]; viewdirs: [R, 3] unit directions.
+        Returns:
+            raw sigma [R, S] (before activation), rgb [R, S, 3] (fp32).
+        """
+        c = self.config
+        r, s = points.shape[:2]
+        x = positional_encoding(points.reshape(-1, 3), c.pos_freqs, include_pi=c.include_pi)
+        d = None
+        if c.use_viewdirs:
+            de = positional_encoding(viewdirs, c.dir_freqs, include_pi=c.include_pi)  # [R, Cd]
+            d = de[:, None, :].expand(r, s, de.shape[-1]).reshape(r * s, -1)
+        if torch.is_grad_enabled() or r * s <= c.chunk_points:
+            with self._autocast():
+                sigma, rgb = net(x, d)
+        else:
+            parts = []
+            for i in range(0, r * s, c.chunk_points):
+                with self._autocast():
+                    parts.append(
+                        net(
+                            x[i : i + c.chunk_points],
+                            None if d is None else d[i : i + c.chunk_points],
+                        )
+                    )
+            sigma = torch.cat([p[0] for p in parts])
+            rgb = torch.cat([p[1] for p in parts])
+        return sigma.float().reshape(r, s), rgb.float().reshape(r, s, 3)
+
+    def _activate(self, raw: Tensor) -> Tensor:
+        if self.training and self.config.raw_noise_std > 0:
+            raw = raw + torch.randn_like(raw) * self.config.raw_noise_std
+        if self.config.density_activation == "softplus":
+            return F.softplus(raw)
+        return F.relu(raw)
+
+    def render_samples(self, net: NeRFMLP, rays: Rays, t: Tensor) -> dict[str, Tensor]:
+        """Volume-render rays with samples at distances t [R, S] through network `net`."""
+        pts = rays.origins[:, None, :] + t[..., None] * rays.directions[:, None, :]
+        raw, rgb = self.query(net, pts, rays.viewdirs)
+        sigma = self._activate(raw)
+        # distances along non-unit (NDC) directions are scaled to true lengths
+        deltas = sample_deltas(t) * rays.directions.norm(dim=-1, keepdim=True)
+        out = render_along_rays(sigma, rgb, t, deltas, self.background)
+        out["sigma"] = sigma
+        out["t"] = t
+        return out
+
+    def forward(self, rays: Rays) -> RenderOutput:
+        c = self.config
+        t_c = stratified_samples(
+            rays.near,
+            rays.far,
+            c.n_coarse,
+            perturb=self.training and c.perturb,
+            lindisp=c.lindisp,
+        )
+        coarse = self.render_samples(self.coarse, rays, t_c)
+        extras = {
+            "rgb_coarse": coarse["rgb"],
+            "acc_coarse": coarse["acc"],
+            "depth_coarse": coarse["depth"],
+            "t_coarse": t_c,
+            "weights_coarse": coarse["weights"],
+            "sigma_coarse": coarse["sigma"],
+        }
+        if self.fine is None:
+            return RenderOutput(coarse["rgb"], coarse["depth"], coarse["acc"], extras)
+        mids = 0.5 * (t_c[:, 1:] + t_c[:, :-1])
+        t_f = sample_pdf(
+            mids,
+            coarse["weights"][:, 1:-1],
+            c.n_fine,
+            deterministic=not (self.training and c.perturb),
+        )
+        t_all = merge_samples(t_c, t_f)
+        fine = self.render_samples(self.fine, rays, t_all)
+        extras.update(
+            t_fine=t_f,
+            t=t_all,
+            weights=fine["weights"],
+            sigma=fine["sigma"],
+            trans=fine["trans"],
+        )
+        return RenderOutput(fine["rgb"], fine["depth"], fine["acc"], extras)
+
+    def loss(self, out: RenderOutput, rgb_true: Tensor) -> dict[str, Tensor]:
+        mse = torch.mean((out.rgb - rgb_true) ** 2)
+        losses = {"mse": mse}
+        total = mse
+        if self.fine is not None:
+            mse_c = torch.mean((out.extras["rgb_coarse"] - rgb_true) ** 2)
+            losses["mse_coarse"] = mse_c
+            total = total + mse_c
+        losses["loss"] = total
+        return losses
+
+    @property
+    def eval_chunk_rays(self) -> int:
+        """Rays per forward call when rendering whole images."""
+        per_ray = self.config.n_coarse + self.config.n_fine
+        return max(256, self.config.chunk_points // max(per_ray, 1) * 2)

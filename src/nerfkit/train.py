@@ -1,0 +1,326 @@
+"""The Trainer: random ray batches across all training images, Adam with exponential decay,
+progress, validation renders, metrics (JSON lines + TensorBoard), atomic checkpoints, resume,
+and Ctrl-C that saves before exiting."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from nerfkit.cameras import Rays
+from nerfkit.config import TrainConfig
+from nerfkit.data import Scene, Split, load_scene
+from nerfkit.errors import NerfkitError
+from nerfkit.evaluate import image_metrics, mse_to_psnr, render_image
+from nerfkit.media import colorize_depth, to_uint8, write_png
+from nerfkit.methods import Method
+from nerfkit.run import (
+    CHECKPOINT_FILE,
+    METRICS_FILE,
+    build_method,
+    load_checkpoint,
+    pick_device,
+    read_run_config,
+    save_checkpoint,
+    save_run_files,
+)
+
+DEFAULT_MAX_STEPS = 200_000
+
+
+class TrainingInterrupted(NerfkitError):
+    """Ctrl-C during training; the checkpoint has been saved."""
+
+
+class RayBatcher:
+    """Draws random batches of rays (and their true colours) across all images of a split."""
+
+    def __init__(self, split: Split, near: float, far: float, ndc: bool, seed: int) -> None:
+        self.split, self.near, self.far, self.ndc = split, near, far, ndc
+        self.n, self.h, self.w = split.images.shape[:3]
+        self.pixels = split.images.reshape(-1, 3)
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def sample(self, count: int, crop_frac: float | None = None) -> tuple[Rays, Tensor]:
+        """`count` random rays; with `crop_frac`, only from the central crop of each image."""
+        g = self.gen
+        if crop_frac is None:
+            idx = torch.randint(0, self.n * self.h * self.w, (count,), generator=g)
+            cam = idx // (self.h * self.w)
+            rem = idx % (self.h * self.w)
+            py, px = rem // self.w, rem % self.w
+        else:
+            ch, cw = max(1, int(self.h * crop_frac)), max(1, int(self.w * crop_frac))
+            cam = torch.randint(0, self.n, (count,), generator=g)
+            py = torch.randint(0, ch, (count,), generator=g) + (self.h - ch) // 2
+            px = torch.randint(0, cw, (count,), generator=g) + (self.w - cw) // 2
+            idx = (cam * self.h + py) * self.w + px
+        times = None if self.split.times is None else self.split.times[cam]
+        rays = self.split.cameras.rays(
+            cam, px.float() + 0.5, py.float() + 0.5, self.near, self.far, ndc=self.ndc, time=times
+        )
+        return rays, self.pixels[idx]
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    elapsed: float
+    train_psnr: float
+    val_psnr: float | None
+
+
+def _lr_at(cfg: TrainConfig, progress: float) -> float:
+    return cfg.lr * (cfg.lr_final / cfg.lr) ** min(max(progress, 0.0), 1.0)
+
+
+def _progress(cfg: TrainConfig, step: int, elapsed: float) -> float:
+    p = 0.0
+    if cfg.max_steps is not None:
+        p = max(p, step / max(cfg.max_steps, 1))
+    if cfg.max_minutes is not None:
+        p = max(p, elapsed / (60.0 * cfg.max_minutes))
+    return p
+
+
+def _fmt_seconds(s: float) -> str:
+    s = int(max(s, 0))
+    return (
+        f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+    )
+
+
+class Trainer:
+    """Trains one method on one scene into one run folder."""
+
+    def __init__(self, cfg: TrainConfig, scene: Scene | None = None) -> None:
+        self.cfg = cfg
+        if cfg.max_steps is None and cfg.max_minutes is None:
+            cfg.max_steps = DEFAULT_MAX_STEPS
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.device = pick_device(cfg.device)
+        if scene is None:
+            if cfg.data is None:
+                raise NerfkitError("--data DIR is required (or --resume RUN)")
+            scene = load_scene(cfg.data, format=cfg.format, downscale=cfg.downscale)
+        self.scene = scene
+        self.run_dir = Path(cfg.output)
+        meta = scene.meta
+        torch.manual_seed(cfg.seed)
+        self.method: Method = build_method(cfg, meta).to(self.device)
+        self.optim = torch.optim.Adam(
+            self.method.param_groups(cfg.lr), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-7
+        )
+        self.base_lrs = [g["lr"] for g in self.optim.param_groups]
+        train = scene.split("train")
+        self.batcher = RayBatcher(train, meta.near, meta.far, meta.ndc, cfg.seed)
+        self.val_split = scene.splits.get("val") or scene.splits.get("test") or train
+        self.step, self.elapsed = 0, 0.0
+        self.last_val: float | None = None
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "model": self.method.state_dict(),
+            "optimizer": self.optim.state_dict(),
+            "rng_torch": torch.get_rng_state(),
+            "rng_batch": self.batcher.gen.get_state(),
+            "method": self.cfg.method,
+        }
+
+    def load_state(self, ckpt: dict) -> None:
+        self.method.load_state_dict(ckpt["model"])
+        self.optim.load_state_dict(ckpt["optimizer"])
+        self.step, self.elapsed = int(ckpt["step"]), float(ckpt["elapsed"])
+        torch.set_rng_state(ckpt["rng_torch"])
+        self.batcher.gen.set_state(ckpt["rng_batch"])
+
+    def save(self) -> None:
+        save_checkpoint(self.run_dir, self.state())
+
+    # -- validation ---------------------------------------------------------------------------
+    def validate(self, max_size: int = 200) -> float:
+        """Render the first validation view (reduced to <= max_size pixels a side) as a PNG."""
+        split, meta = self.val_split, self.scene.meta
+        factor = max(1, math.ceil(max(split.cameras.height, split.cameras.width) / max_size))
+        cams = split.cameras.scaled(factor)
+        out = render_image(self.method, cams, 0, meta.near, meta.far, ndc=meta.ndc)
+        from nerfkit.data.io import downscale_image
+
+        true = downscale_image(split.images[0], factor)[: cams.height, : cams.width]
+        val_psnr = image_metrics(out["rgb"], true)["psnr"]
+        depth = colorize_depth(out["depth"], *self._depth_range(), acc=out["acc"])
+        panel = torch.cat([out["rgb"], true], dim=1)
+        import numpy as np
+
+        img = np.concatenate([to_uint8(panel), depth], axis=1)
+        write_png(self.run_dir / "val" / f"step_{self.step:07d}.png", img)
+        return val_psnr
+
+    def _depth_range(self) -> tuple[float, float]:
+        meta = self.scene.meta
+        return (0.0, 1.0) if meta.ndc else (meta.near, meta.far)
+
+    # -- the loop -----------------------------------------------------------------------------
+    def done(self) -> bool:
+        cfg = self.cfg
+        return (cfg.max_steps is not None and self.step >= cfg.max_steps) or (
+            cfg.max_minutes is not None and self.elapsed >= 60.0 * cfg.max_minutes
+        )
+
+    def train_step(self) -> dict[str, float]:
+        cfg = self.cfg
+        self.method.step_callback(self.step)
+        lr_scale = _lr_at(cfg, _progress(cfg, self.step, self.elapsed)) / cfg.lr
+        for g, base in zip(self.optim.param_groups, self.base_lrs):
+            g["lr"] = base * lr_scale
+        crop = cfg.precrop_frac if self.step < cfg.precrop_steps else None
+        rays, rgb = self.batcher.sample(cfg.batch_rays, crop)
+        rays, rgb = rays.to(self.device), rgb.to(self.device)
+        out = self.method(rays)
+        losses = self.method.loss(out, rgb)
+        self.optim.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        self.optim.step()
+        self.step += 1
+        with torch.no_grad():
+            mse = torch.mean((out.rgb.detach() - rgb) ** 2).item()
+        return {
+            "loss": float(losses["loss"].item()),
+            "psnr": mse_to_psnr(mse),
+            "lr": cfg.lr * lr_scale,
+        }
+
+    def fit(self) -> TrainResult:
+        cfg = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        save_run_files(self.run_dir, cfg, self.scene.meta)
+        from torch.utils.tensorboard import SummaryWriter
+
+        tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step or None)
+        log = open(self.run_dir / METRICS_FILE, "a", encoding="utf-8")  # noqa: SIM115
+        bar = None
+        if cfg.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(
+                total=cfg.max_steps,
+                initial=self.step,
+                unit="step",
+                dynamic_ncols=True,
+                desc="train",
+                smoothing=0.05,
+            )
+        start_step, last = self.step, {"psnr": float("nan")}
+        window_t, window_rays = 0.0, 0
+        try:
+            while not self.done():
+                t0 = time.perf_counter()
+                last = self.train_step()
+                dt = time.perf_counter() - t0
+                self.elapsed += dt
+                window_t += dt
+                window_rays += cfg.batch_rays
+                if bar is not None:
+                    bar.update(1)
+                if self.step % cfg.log_every == 0 or self.done():
+                    rps = window_rays / max(window_t, 1e-9)
+                    rec = {
+                        "step": self.step,
+                        "time": round(self.elapsed, 3),
+                        **last,
+                        "rays_per_s": round(rps, 1),
+                    }
+                    log.write(json.dumps(rec) + "\n")
+                    log.flush()
+                    for k in ("loss", "psnr", "lr", "rays_per_s"):
+                        tb.add_scalar(f"train/{k}", rec[k], self.step)
+                    if bar is not None:
+                        bar.set_postfix_str(
+                            f"loss={last['loss']:.4f} psnr={last['psnr']:.2f} "
+                            f"rays/s={rps:,.0f} left={_fmt_seconds(self._time_left(window_t))}"
+                        )
+                    window_t, window_rays = 0.0, 0
+                if cfg.val_every and self.step % cfg.val_every == 0:
+                    self._validate_and_log(tb, log)
+                if cfg.ckpt_every and self.step % cfg.ckpt_every == 0:
+                    self.save()
+        except KeyboardInterrupt:
+            self.save()
+            if bar is not None:
+                bar.close()
+            raise TrainingInterrupted(
+                f"interrupted at step {self.step}; checkpoint saved in "
+                f"{self.run_dir / CHECKPOINT_FILE}; continue with: nerfkit train --resume "
+                f"{self.run_dir}"
+            ) from None
+        finally:
+            log.close()
+        if bar is not None:
+            bar.close()
+        if self.step > start_step or not (self.run_dir / CHECKPOINT_FILE).exists():
+            if cfg.val_every:
+                self._validate_and_log(tb, open(self.run_dir / METRICS_FILE, "a"))
+            self.save()
+        tb.close()
+        return TrainResult(self.run_dir, self.step, self.elapsed, last["psnr"], self.last_val)
+
+    def _time_left(self, window_t: float) -> float:
+        cfg = self.cfg
+        per_step = self.elapsed / max(self.step, 1)
+        left = math.inf
+        if cfg.max_steps is not None:
+            left = (cfg.max_steps - self.step) * per_step
+        if cfg.max_minutes is not None:
+            left = min(left, 60.0 * cfg.max_minutes - self.elapsed)
+        return left
+
+    def _validate_and_log(self, tb: object, log: object) -> None:
+        self.last_val = self.validate()
+        tb.add_scalar("val/psnr", self.last_val, self.step)  # type: ignore[attr-defined]
+        log.write(
+            json.dumps(
+                {
+                    "step": self.step,
+                    "time": round(self.elapsed, 3),  # type: ignore
+                    "val_psnr": self.last_val,
+                }
+            )
+            + "\n"
+        )
+        log.flush()  # type: ignore[attr-defined]
+
+
+def train(cfg: TrainConfig, scene: Scene | None = None) -> TrainResult:
+    """Train from scratch, or continue `cfg.resume` with its saved config."""
+    if cfg.resume is not None:
+        run_dir = Path(cfg.resume)
+        saved, _ = read_run_config(run_dir)
+        saved.output = run_dir
+        saved.progress = cfg.progress
+        trainer = Trainer(saved, scene)
+        ckpt = load_checkpoint(run_dir, trainer.device)
+        if ckpt is None:
+            raise NerfkitError(f"{run_dir}: no {CHECKPOINT_FILE} to resume from")
+        trainer.load_state(ckpt)
+        if trainer.done():
+            print(f"{run_dir}: already complete at step {trainer.step}; nothing to do")
+            return TrainResult(run_dir, trainer.step, trainer.elapsed, float("nan"), None)
+        return trainer.fit()
+    out = Path(cfg.output)
+    if (out / CHECKPOINT_FILE).exists():
+        raise NerfkitError(
+            f"{out} already holds a trained run; continue it with --resume {out} or choose "
+            "another --output"
+        )
+    return Trainer(cfg, scene).fit()

@@ -1,0 +1,97 @@
+"""`nerfkit render`: render a camera path of a trained run to MP4 (colour and depth)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+
+from nerfkit.cameras import Cameras
+from nerfkit.errors import NerfkitError
+from nerfkit.evaluate import render_image
+from nerfkit.media import colorize_depth, to_uint8, write_mp4
+from nerfkit.paths import orbit_path, spiral_path
+from nerfkit.run import load_run
+
+
+def _read_camera_path(path: Path, width: int, height: int, focal: float) -> tuple:
+    """nerfstudio camera-path JSON: camera_path[i].camera_to_world (16 floats) and fov (deg)."""
+    try:
+        spec = json.loads(path.read_text())
+        frames = spec["camera_path"]
+        c2w = torch.tensor([f["camera_to_world"] for f in frames], dtype=torch.float32)
+        c2w = c2w.reshape(-1, 4, 4)
+    except FileNotFoundError:
+        raise NerfkitError(f"{path}: camera path file not found") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise NerfkitError(
+            f"{path}: not a camera path (need camera_path[].camera_to_world: {e})"
+        ) from None
+    h = int(spec.get("render_height", height))
+    w = int(spec.get("render_width", width))
+    fov = frames[0].get("fov")
+    f = 0.5 * h / math.tan(math.radians(fov) / 2) if fov else focal * h / height
+    return c2w, w, h, f
+
+
+def render_path(
+    run_dir: Path,
+    path: str = "auto",
+    output: Path | None = None,
+    frames: int = 120,
+    fps: int = 30,
+    downscale: int = 1,
+    device: str = "auto",
+    progress: bool = True,
+) -> tuple[Path, Path]:
+    """Render `path` (orbit | spiral | auto | a camera-path JSON) to `<out>.mp4` and
+    `<out>_depth.mp4`. Returns both paths."""
+    run = load_run(run_dir, device)
+    meta = run.meta
+    train_c2w = torch.tensor(meta.train_c2w, dtype=torch.float32)
+    w, h, f = meta.width // downscale, meta.height // downscale, meta.focal / downscale
+    name = path
+    if path == "auto":
+        name = "orbit" if meta.kind == "object" else "spiral"
+    if name == "orbit":
+        poses = orbit_path(train_c2w, frames)
+    elif name == "spiral":
+        lo, hi = getattr(meta, "bounds", None) or (meta.near, meta.far)
+        if meta.ndc and not getattr(meta, "bounds", None):
+            raise NerfkitError(f"{run_dir}: scene has no depth bounds for a spiral path")
+        poses = spiral_path(train_c2w, lo, hi, frames)
+    elif path.endswith(".json"):
+        poses, w, h, f = _read_camera_path(Path(path), w, h, f)
+        name = Path(path).stem
+    else:
+        raise NerfkitError(f"unknown --path '{path}'; use orbit, spiral, auto or a FILE.json")
+    n = poses.shape[0]
+    cams = Cameras(
+        c2w=poses,
+        fx=torch.full((n,), f),
+        fy=torch.full((n,), f),
+        cx=torch.full((n,), w / 2),
+        cy=torch.full((n,), h / 2),
+        width=w,
+        height=h,
+    )
+    out = Path(output) if output else Path(run_dir) / "render" / f"{name}.mp4"
+    if out.suffix != ".mp4":
+        out = out / f"{name}.mp4"
+    depth_out = out.with_name(out.stem + "_depth.mp4")
+    drange = (0.0, 1.0) if meta.ndc else (meta.near, meta.far)
+    rgb_frames, depth_frames = [], []
+    it = range(n)
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc=f"render {name}", unit="frame")
+    for k in it:
+        r = render_image(run.method, cams, k, meta.near, meta.far, ndc=meta.ndc)
+        rgb_frames.append(to_uint8(r["rgb"]))
+        depth_frames.append(colorize_depth(r["depth"], *drange, acc=r["acc"]))
+    write_mp4(out, rgb_frames, fps=fps)
+    write_mp4(depth_out, depth_frames, fps=fps)
+    return out, depth_out
