@@ -165,7 +165,11 @@ def _images_bin(path: Path) -> dict[int, ColmapImage]:
         (npts,) = r.take("Q")
         pts = r.array(pt, npts)
         out[iid] = ColmapImage(
-            iid, np.array([qw, qx, qy, qz]), np.array([tx, ty, tz]), cid, name,
+            iid,
+            np.array([qw, qx, qy, qz]),
+            np.array([tx, ty, tz]),
+            cid,
+            name,
             pts["id"].astype(np.int64),
         )
     return out
@@ -396,8 +400,9 @@ def load_colmap(
     near, far = near * s, far * s
     pts = model.points @ t[:3, :3].T + t[:3, 3]
     box = np.stack([np.percentile(pts, 1, 0), np.percentile(pts, 99, 0)])
-    box = np.stack([np.minimum(box[0], c2w[:, :3, 3].min(0)),
-                    np.maximum(box[1], c2w[:, :3, 3].max(0))])
+    box = np.stack(
+        [np.minimum(box[0], c2w[:, :3, 3].min(0)), np.maximum(box[1], c2w[:, :3, 3].max(0))]
+    )
     pad = 0.05 * (box[1] - box[0]).max()
     box = box + np.array([[-pad], [pad]])
 

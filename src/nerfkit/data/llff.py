@@ -65,7 +65,7 @@ def view_matrix(z: np.ndarray, up: np.ndarray, pos: np.ndarray) -> np.ndarray:
 
 
 def average_pose(c2w: np.ndarray) -> np.ndarray:
-    """The reference `poses_avg`: mean position, mean back (+z) axis, mean up. [N,3|4,4] -> [3,4]."""
+    """The reference `poses_avg`: mean position, back (+z) axis and up. [N, 3|4, 4] -> [3, 4]."""
     return view_matrix(c2w[:, :3, 2].sum(0), c2w[:, :3, 1].sum(0), c2w[:, :3, 3].mean(0))
 
 
@@ -118,7 +118,7 @@ def spiral_path(
 
 
 def _image_folder(root: Path, downscale: int) -> tuple[Path, int]:
-    """Choose the folder to read for a downscale factor. Returns (folder, extra in-memory factor)."""
+    """The folder to read for a downscale factor. Returns (folder, extra in-memory factor)."""
     found: dict[int, Path] = {}
     for p in root.iterdir():
         if not p.is_dir():

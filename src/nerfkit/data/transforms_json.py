@@ -110,16 +110,18 @@ def normalize_poses(
 
 def transform_box(box: np.ndarray, t: np.ndarray) -> np.ndarray:
     """The axis-aligned box [2, 3] holding box [2, 3] after the similarity t [4, 4]."""
-    corners = np.array([[box[i, 0], box[j, 1], box[k, 2]] for i in (0, 1) for j in (0, 1)
-                        for k in (0, 1)])
+    corners = np.array(
+        [[box[i, 0], box[j, 1], box[k, 2]] for i in (0, 1) for j in (0, 1) for k in (0, 1)]
+    )
     c = corners @ t[:3, :3].T + t[:3, 3]
     return np.stack([c.min(0), c.max(0)])
 
 
 def far_from_box(c2w: np.ndarray, box: np.ndarray) -> float:
     """The largest distance from a camera centre to a corner of box [2, 3]."""
-    corners = np.array([[box[i, 0], box[j, 1], box[k, 2]] for i in (0, 1) for j in (0, 1)
-                        for k in (0, 1)])
+    corners = np.array(
+        [[box[i, 0], box[j, 1], box[k, 2]] for i in (0, 1) for j in (0, 1) for k in (0, 1)]
+    )
     d = np.linalg.norm(c2w[:, None, :3, 3] - corners[None], axis=-1)
     return float(d.max())
 
@@ -251,7 +253,7 @@ def load_transforms_json(
 
     bg = np.asarray(background, dtype=np.float32)
     images, poses, intr = [], [], []
-    for i, (fr, p) in enumerate(zip(frames, paths)):
+    for fr, p in zip(frames, paths):
         where = f"{jpath} frame '{fr['file_path']}'"
         img = read_image(p)
         ih, iw = img.shape[:2]
@@ -259,15 +261,17 @@ def load_transforms_json(
         k = _intrinsics(meta, fr, None if resized else (iw, ih), where)
         if resized:  # a resized copy: intrinsics scale with its size
             sx, sy = iw / k["w"], ih / k["h"]
-            k.update(w=iw, h=ih, fx=k["fx"] * sx, fy=k["fy"] * sy, cx=k["cx"] * sx,
-                     cy=k["cy"] * sy)
+            k.update(w=iw, h=ih, fx=k["fx"] * sx, fy=k["fy"] * sy, cx=k["cx"] * sx, cy=k["cy"] * sy)
         elif (iw, ih) != (k["w"], k["h"]):
             raise DataError(
                 f"{p}: size {iw}x{ih} differs from {k['w']}x{k['h']} in {jpath.name}; "
                 "fix 'w'/'h' or the image"
             )
-        m = np.asarray(fr["transform_matrix"], dtype=np.float64) if _is_matrix(
-            fr["transform_matrix"]) else None
+        m = (
+            np.asarray(fr["transform_matrix"], dtype=np.float64)
+            if _is_matrix(fr["transform_matrix"])
+            else None
+        )
         if m is None:
             raise DataError(f"{where}: transform_matrix is not a 4x4 or 3x4 list of numbers")
         check_pose(m, where)
