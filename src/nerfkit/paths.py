@@ -1,4 +1,7 @@
-"""Camera paths for videos: an orbit around object scenes, a spiral for forward-facing ones."""
+"""Camera paths for videos: an orbit around object scenes, a spiral for forward-facing ones.
+
+The spiral is the reference NeRF/LLFF one, which lives beside the LLFF recentring it relies on.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,9 @@ import torch
 from torch import Tensor
 
 from nerfkit.cameras import look_at
+from nerfkit.data.llff import spiral_path
+
+__all__ = ["focus_point", "orbit_path", "spiral_path"]
 
 
 def _normalize(v: Tensor) -> Tensor:
@@ -59,52 +65,4 @@ def orbit_path(c2w: Tensor, n_frames: int = 120, elevation_deg: float | None = N
         th = 2 * math.pi * k / n_frames
         dirn = math.cos(elev) * (math.cos(th) * e1 + math.sin(th) * e2) + math.sin(elev) * up
         poses.append(look_at(center + radius * dirn, center, up))
-    return torch.stack(poses)
-
-
-def average_pose(c2w: Tensor) -> Tensor:
-    """Mean camera-to-world pose [4, 4] (LLFF's `poses_avg`): mean centre, mean axes."""
-    center = c2w[:, :3, 3].mean(0)
-    back = _normalize(c2w[:, :3, 2].sum(0))
-    up = c2w[:, :3, 1].sum(0)
-    right = _normalize(torch.linalg.cross(up, back))
-    up = torch.linalg.cross(back, right)
-    m = torch.eye(4)
-    m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = right, up, back, center
-    return m
-
-
-def spiral_path(
-    c2w: Tensor,
-    near: float,
-    far: float,
-    n_frames: int = 120,
-    rotations: float = 2.0,
-    z_rate: float = 0.5,
-) -> Tensor:
-    """The LLFF/NeRF forward-facing spiral around the average camera.
-
-    Focus depth from the scene bounds (as in the reference code: a weighted harmonic mean of
-    0.9 * near and 5 * far), radii from the 90th percentile of camera offsets.
-
-    Args:
-        c2w: [N, 4, 4] training cameras (OpenGL frame). near, far: scene-space depth bounds.
-    Returns:
-        [n_frames, 4, 4]
-    """
-    c2w = c2w.float()
-    avg = average_pose(c2w)
-    up = _normalize(c2w[:, :3, 1].sum(0))
-    close, inf = 0.9 * near, 5.0 * far
-    dt = 0.75
-    focal = 1.0 / ((1.0 - dt) / close + dt / inf)
-    offsets = (c2w[:, :3, 3] - avg[:3, 3]) @ avg[:3, :3]  # in the average camera's frame
-    rads = torch.quantile(offsets.abs(), 0.9, dim=0)
-    poses = []
-    for k in range(n_frames):
-        th = 2 * math.pi * rotations * k / n_frames
-        local = torch.tensor([math.cos(th), -math.sin(th), -math.sin(th * z_rate)]) * rads
-        pos = avg[:3, :3] @ local + avg[:3, 3]
-        target = avg[:3, :3] @ torch.tensor([0.0, 0.0, -focal]) + avg[:3, 3]
-        poses.append(look_at(pos, target, up))
     return torch.stack(poses)

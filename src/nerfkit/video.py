@@ -58,10 +58,10 @@ def render_path(
     if name == "orbit":
         poses = orbit_path(train_c2w, frames)
     elif name == "spiral":
-        lo, hi = getattr(meta, "bounds", None) or (meta.near, meta.far)
-        if meta.ndc and not getattr(meta, "bounds", None):
+        if meta.ndc and not meta.bounds:
             raise NerfkitError(f"{run_dir}: scene has no depth bounds for a spiral path")
-        poses = spiral_path(train_c2w, lo, hi, frames)
+        lo, hi = meta.bounds or (meta.near, meta.far)
+        poses = spiral_path(train_c2w, (lo, hi), frames)
     elif path.endswith(".json"):
         poses, w, h, f = _read_camera_path(Path(path), w, h, f)
         name = Path(path).stem

@@ -303,3 +303,17 @@ def test_real_flower(flower):
     rays = tr.cameras.image_rays(0, near=0.0, far=1.0, ndc=True)
     torch.testing.assert_close(rays.origins[:, 2], torch.full((378 * 504,), -1.0))
     assert rays.near.max() == 0 and rays.far.min() == 1
+
+
+def test_forward_facing_train_and_spiral_video(llff, tmp_path):
+    """NDC training and the default render path (a spiral) through the command line."""
+    from helpers import TINY_NERF, run_cli
+
+    run = tmp_path / "run"
+    args = ["train", "--data", llff, "--downscale", "4", "--output", run, "--max-steps", "3",
+            "--batch-rays", "32", "--val-every", "0", "--no-progress", "--method", "nerf",
+            *TINY_NERF]  # fmt: skip
+    assert run_cli(args) == 0
+    video = tmp_path / "spiral.mp4"
+    assert run_cli(["render", run, "--frames", "4", "--output", video]) == 0
+    assert video.stat().st_size > 0 and (tmp_path / "spiral_depth.mp4").is_file()
