@@ -44,6 +44,16 @@ def test_train_eval_render(tiny_scene: Path, tmp_path: Path) -> None:
     img = iio.imread(out / f"{metrics['views'][0]['name']}.png")
     assert img.shape == (24, 24, 3)
 
+    # --data: another folder's split in the same scene frame (a larger test set)
+    from nerfkit.data.synthetic import generate_scene
+
+    bigger = generate_scene(tmp_path / "more", resolution=24, n_train=1, n_val=0, n_test=5,
+                            supersample=1)  # fmt: skip
+    out2 = tmp_path / "eval_more"
+    assert run_cli(["eval", run, "--data", bigger, "--output", out2]) == 0
+    more = json.loads((out2 / "metrics.json").read_text())
+    assert more["num_views"] == 5 and more["data"] == str(bigger)
+
     video = tmp_path / "orbit.mp4"
     assert run_cli(["render", run, "--path", "orbit", "--frames", "6", "--output", video]) == 0
     import imageio.v2 as iio2
