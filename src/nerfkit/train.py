@@ -102,6 +102,7 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, scene: Scene | None = None) -> None:
         self.cfg = cfg
+        cfg.resolve_defaults()
         if cfg.max_steps is None and cfg.max_minutes is None:
             cfg.max_steps = DEFAULT_MAX_STEPS
         if cfg.threads:
@@ -116,15 +117,20 @@ class Trainer:
         meta = scene.meta
         torch.manual_seed(cfg.seed)
         self.method: Method = build_method(cfg, meta).to(self.device)
-        self.optim = torch.optim.Adam(
-            self.method.param_groups(cfg.lr), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-7
-        )
-        self.base_lrs = [g["lr"] for g in self.optim.param_groups]
+        self.build_optimizer()
         train = scene.split("train")
         self.batcher = RayBatcher(train, meta.near, meta.far, meta.ndc, cfg.seed)
         self.val_split = scene.splits.get("val") or scene.splits.get("test") or train
         self.step, self.elapsed = 0, 0.0
         self.last_val: float | None = None
+
+    def build_optimizer(self) -> None:
+        """(Re)create Adam over the method's current parameter groups (fresh moments)."""
+        cfg = self.cfg
+        self.optim = torch.optim.Adam(
+            self.method.param_groups(cfg.lr), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-7
+        )
+        self.base_lrs = [g["lr"] for g in self.optim.param_groups]
 
     # -- checkpoints --------------------------------------------------------------------------
     def state(self) -> dict:
@@ -140,6 +146,7 @@ class Trainer:
 
     def load_state(self, ckpt: dict) -> None:
         self.method.load_state_dict(ckpt["model"])
+        self.build_optimizer()  # the method's parameters may have been replaced (grown grids)
         self.optim.load_state_dict(ckpt["optimizer"])
         self.step, self.elapsed = int(ckpt["step"]), float(ckpt["elapsed"])
         torch.set_rng_state(ckpt["rng_torch"])
@@ -180,7 +187,9 @@ class Trainer:
 
     def train_step(self) -> dict[str, float]:
         cfg = self.cfg
-        self.method.step_callback(self.step)
+        if self.method.step_callback(self.step):
+            # the method replaced its parameters (e.g. grew its grids): new optimiser state
+            self.build_optimizer()
         lr_scale = _lr_at(cfg, _progress(cfg, self.step, self.elapsed)) / cfg.lr
         for g, base in zip(self.optim.param_groups, self.base_lrs):
             g["lr"] = base * lr_scale
@@ -213,10 +222,12 @@ class Trainer:
         if cfg.progress:
             from tqdm import tqdm
 
+            # a step budget counts steps; a time budget alone counts seconds of training
+            by_time = cfg.max_steps is None
             bar = tqdm(
-                total=cfg.max_steps,
-                initial=self.step,
-                unit="step",
+                total=round(60 * cfg.max_minutes) if by_time else cfg.max_steps,
+                initial=int(self.elapsed) if by_time else self.step,
+                unit="s" if by_time else "step",
                 dynamic_ncols=True,
                 desc="train",
                 smoothing=0.05,
@@ -232,7 +243,10 @@ class Trainer:
                 window_t += dt
                 window_rays += cfg.batch_rays
                 if bar is not None:
-                    bar.update(1)
+                    if by_time:
+                        bar.n = min(int(self.elapsed), bar.total)
+                        bar.set_description(f"train step {self.step}", refresh=False)
+                    bar.update(0 if by_time else 1)
                 if self.step % cfg.log_every == 0 or self.done():
                     rps = window_rays / max(window_t, 1e-9)
                     rec = {
@@ -318,6 +332,8 @@ def train(cfg: TrainConfig, scene: Scene | None = None) -> TrainResult:
             return TrainResult(run_dir, trainer.step, trainer.elapsed, float("nan"), None)
         return trainer.fit()
     out = Path(cfg.output)
+    if cfg.data is not None:
+        cfg.data = Path(cfg.data).resolve()  # the run folder must work from any directory
     if (out / CHECKPOINT_FILE).exists():
         raise NerfkitError(
             f"{out} already holds a trained run; continue it with --resume {out} or choose "
