@@ -9,7 +9,7 @@ import torch
 
 from nerfkit.cameras import Cameras
 from nerfkit.data.io import composite_background, downscale_image, read_image, read_json
-from nerfkit.data.scene import Scene, SceneMeta, Split
+from nerfkit.data.scene import Scene, Split
 from nerfkit.errors import DataError
 
 SPLITS = ("train", "val", "test")
@@ -133,19 +133,14 @@ def load_blender(
     if "train" not in out:
         raise DataError(f"{root}: transforms_train.json not found")
     near, far = float(hints.get("near", near)), float(hints.get("far", far))
-    tr = out["train"]
-    meta = SceneMeta(
+    return Scene.from_splits(
+        out,
         near=near,
         far=far,
         background=bg.tolist(),
         ndc=False,
         kind="object",
         aabb=hints.get("aabb", [[-1.5, -1.5, -1.5], [1.5, 1.5, 1.5]]),
-        width=tr.cameras.width,
-        height=tr.cameras.height,
-        focal=float(tr.cameras.fx[0]),
-        train_c2w=tr.cameras.c2w.tolist(),
         data_path=str(root),
         format="blender",
     )
-    return Scene(out, meta)

@@ -32,7 +32,7 @@ import torch
 
 from nerfkit.cameras import Cameras
 from nerfkit.data.io import composite_background, downscale_image, read_image
-from nerfkit.data.scene import Scene, SceneMeta, Split
+from nerfkit.data.scene import Scene, Split
 from nerfkit.data.transforms_json import normalize_poses, scene_kind
 from nerfkit.errors import DataError
 
@@ -480,21 +480,16 @@ def load_colmap(
     if len(test_idx):
         splits["test"] = make(test_idx)
         splits["val"] = splits["test"]
-    tr = splits["train"]
-    meta = SceneMeta(
+    return Scene.from_splits(
+        splits,
         near=near,
         far=far,
         background=bg.tolist(),
         ndc=False,
         kind=scene_kind(c2w),
         aabb=box.tolist(),
-        width=tr.cameras.width,
-        height=tr.cameras.height,
-        focal=float(tr.cameras.fx[0]),
-        train_c2w=tr.cameras.c2w.tolist(),
         data_path=str(root),
         format="colmap",
         bounds=[near, far],
         data_transform=t.tolist() if normalize else [],
     )
-    return Scene(splits, meta)

@@ -23,7 +23,7 @@ import torch
 from nerfkit.cameras import Cameras
 from nerfkit.data.blender import check_pose
 from nerfkit.data.io import composite_background, downscale_image
-from nerfkit.data.scene import Scene, SceneMeta, Split
+from nerfkit.data.scene import Scene, Split
 from nerfkit.errors import DataError
 
 REQUIRED = ("images", "poses", "focal")
@@ -144,18 +144,13 @@ def load_npz(
         raise DataError(f"{path}: the train split is empty")
     near = float(np.asarray(data.get("near", near)))
     far = float(np.asarray(data.get("far", far)))
-    tr = splits["train"]
-    meta = SceneMeta(
+    return Scene.from_splits(
+        splits,
         near=near,
         far=far,
         background=bg.tolist(),
         ndc=False,
         kind="object",
-        width=tr.cameras.width,
-        height=tr.cameras.height,
-        focal=float(tr.cameras.fx[0]),
-        train_c2w=tr.cameras.c2w.tolist(),
         data_path=str(root),
         format="npz",
     )
-    return Scene(splits, meta)

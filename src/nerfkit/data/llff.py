@@ -35,7 +35,7 @@ import torch
 
 from nerfkit.cameras import Cameras
 from nerfkit.data.io import composite_background, downscale_image, read_image
-from nerfkit.data.scene import Scene, SceneMeta, Split
+from nerfkit.data.scene import Scene, Split
 from nerfkit.errors import DataError
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
@@ -256,23 +256,18 @@ def load_llff(
         splits["test"] = make(test_idx)
         splits["val"] = splits["test"]
     near, far = (0.0, 1.0) if ndc else (float(bds.min() * 0.9), float(bds.max()))
-    tr = splits["train"]
-    meta = SceneMeta(
+    return Scene.from_splits(
+        splits,
         near=near,
         far=far,
         background=bg.tolist(),
         ndc=ndc,
         kind="forward",
         aabb=[[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]] if ndc else _scene_aabb(c2w, bds),
-        width=tr.cameras.width,
-        height=tr.cameras.height,
-        focal=float(tr.cameras.fx[0]),
-        train_c2w=tr.cameras.c2w.tolist(),
         data_path=str(root),
         format="llff",
         bounds=[float(bds.min()), float(bds.max())],
     )
-    return Scene(splits, meta)
 
 
 def _scene_aabb(c2w: np.ndarray, bds: np.ndarray) -> list[list[float]]:

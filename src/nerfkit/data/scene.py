@@ -73,6 +73,22 @@ class Scene:
     splits: dict[str, Split]
     meta: SceneMeta
 
+    @classmethod
+    def from_splits(cls, splits: dict[str, Split], **meta: object) -> Scene:
+        """A Scene whose meta takes its image size, focal and training poses from the train
+        split; `meta` gives the remaining SceneMeta fields (near, far, background, ...)."""
+        cams = splits["train"].cameras
+        return cls(
+            splits,
+            SceneMeta(
+                width=cams.width,
+                height=cams.height,
+                focal=float(cams.fx[0]),
+                train_c2w=cams.c2w.tolist(),
+                **meta,  # type: ignore[arg-type]
+            ),
+        )
+
     def split(self, name: str) -> Split:
         from nerfkit.errors import DataError
 

@@ -39,7 +39,7 @@ import torch
 from nerfkit.cameras import Cameras
 from nerfkit.data.blender import check_pose
 from nerfkit.data.io import composite_background, downscale_image, read_image, read_json
-from nerfkit.data.scene import Scene, SceneMeta, Split
+from nerfkit.data.scene import Scene, Split
 from nerfkit.errors import DataError
 
 HOLD = 8
@@ -353,23 +353,18 @@ def load_transforms_json(
     if not 0 <= near < far:
         raise DataError(f"{jpath}: near {near} must be below far {far}")
 
-    tr = splits["train"]
-    scene_meta = SceneMeta(
+    return Scene.from_splits(
+        splits,
         near=float(near),
         far=float(far),
         background=bg.tolist(),
         ndc=False,
         kind=scene_kind(c2w),
         aabb=box.tolist(),
-        width=tr.cameras.width,
-        height=tr.cameras.height,
-        focal=float(tr.cameras.fx[0]),
-        train_c2w=tr.cameras.c2w.tolist(),
         data_path=str(root),
         format="transforms_json",
         data_transform=t.tolist() if normalize else [],
     )
-    return Scene(splits, scene_meta)
 
 
 def _is_matrix(v: object) -> bool:
