@@ -288,11 +288,39 @@ def trace(origins: Tensor, directions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return t, n, idx
 
 
-def shade(origins: Tensor, directions: Tensor) -> tuple[Tensor, Tensor]:
+# fixed plane waves of `detail_texture`: directions, frequencies (cycles per unit) and phases
+_DETAIL_RNG = np.random.default_rng(20240611)
+_DETAIL_WAVES = _DETAIL_RNG.normal(size=(24, 3))
+_DETAIL_WAVES = (
+    _DETAIL_WAVES
+    / np.linalg.norm(_DETAIL_WAVES, axis=1, keepdims=True)
+    * _DETAIL_RNG.uniform(3.0, 14.0, size=(24, 1))
+    * 2
+    * math.pi
+)
+_DETAIL_PHASES = _DETAIL_RNG.uniform(0.0, 2 * math.pi, size=24)
+
+
+def detail_texture(p: Tensor) -> Tensor:
+    """A solid (3D) blotchy texture in [0, 1] at world points p [R, 3] -> [R].
+
+    A fixed sum of 24 plane waves (periods 0.07..0.33 units) squashed by tanh into contrasty,
+    non-repeating blobs: structure-from-motion finds many distinct features on it, unlike on the
+    plain scene's uniform colours and repeating checkers.
+    """
+    k = torch.as_tensor(_DETAIL_WAVES, dtype=p.dtype, device=p.device)
+    phase = torch.as_tensor(_DETAIL_PHASES, dtype=p.dtype, device=p.device)
+    s = torch.sin(p @ k.T + phase).sum(-1) / math.sqrt(0.5 * len(phase))  # ~unit variance
+    return 0.5 + 0.5 * torch.tanh(1.5 * s)
+
+
+def shade(origins: Tensor, directions: Tensor, detail: float = 0.0) -> tuple[Tensor, Tensor]:
     """Colour of each ray's first hit.
 
     Args:
         origins, directions: [R, 3], directions unit length.
+        detail: strength in [0, 1] of `detail_texture` multiplied into every surface's albedo
+            (0: the plain scene).
     Returns:
         rgb [R, 3] in [0, 1] (zero on a miss) and t [R] (inf on a miss).
     """
@@ -308,6 +336,8 @@ def shade(origins: Tensor, directions: Tensor) -> tuple[Tensor, Tensor]:
         m = (k == j).nonzero()[:, 0]
         if m.numel():
             albedo[m] = obj.albedo(p[m], n[m])
+    if detail > 0:
+        albedo = albedo * (1.0 - detail + detail * detail_texture(p))[:, None]
     ks = _t([obj.specular for obj in OBJECTS], p)[k]
     shininess = _t([obj.shininess for obj in OBJECTS], p)[k]
     light = _normalize(_t(LIGHT_DIR, p))
@@ -344,14 +374,21 @@ def _camera(c2w: Tensor, width: int, height: int, focal: float) -> Cameras:
 
 
 def render_ground_truth(
-    c2w: Tensor, width: int, height: int, focal: float, supersample: int = 1
+    c2w: Tensor,
+    width: int,
+    height: int,
+    focal: float,
+    supersample: int = 1,
+    detail: float = 0.0,
 ) -> tuple[Tensor, Tensor]:
     """Render the procedural scene exactly from any pinhole camera (principal point centred).
 
     Args:
         c2w: [4, 4] (or [3, 4]) camera-to-world, OpenGL frame. width, height: image size in
             pixels; focal: focal length in pixels. supersample: each pixel averages
-            supersample^2 sub-pixel rays (colour and coverage).
+            supersample^2 sub-pixel rays (colour and coverage). detail: strength in [0, 1]
+            of the extra solid texture on every surface (`detail_texture`; 0: the plain scene,
+            as generate_scene writes it).
     Returns:
         rgba [H, W, 4] float32, straight (not premultiplied) colour with alpha = coverage, and
         depth [H, W] float32: the distance along the unit pixel-centre ray to the first hit,
@@ -361,7 +398,7 @@ def render_ground_truth(
     if s < 1:
         raise ValueError(f"supersample must be >= 1, got {supersample}")
     rays = _camera(c2w, width * s, height * s, focal * s).image_rays(0, NEAR, FAR)
-    rgb, t = shade(rays.origins, rays.directions)
+    rgb, t = shade(rays.origins, rays.directions, detail)
     alpha = torch.isfinite(t).to(rgb)[:, None]
     premult = torch.cat([rgb * alpha, alpha], -1).reshape(height, s, width, s, 4).mean((1, 3))
     a = premult[..., 3:]
