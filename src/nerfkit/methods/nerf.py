@@ -54,16 +54,216 @@ class NeRFConfig:
     perturb: bool = True
     """Jitter stratified samples while training."""
     precision: Literal["fp32", "bf16"] = "fp32"
-    """Matrix maths in bf16 with fp32 accumulation (CPU with AVX-512 bf16, or CUDA)."""
+    """Matrix maths in bf16 with fp32 accumulation (torch autocast; the layer-by-layer MLP).
+
+    Not faster on CPUs with AVX-512 BF16 but no AMX: there oneDNN's and MKL's bf16 matrix
+    products run at about 0.57x the fp32 rate (measured on the 2-core development machine,
+    see BENCHMARKS.md), so fp32 through the fused fast path is the quickest choice."""
     chunk_points: int = 65536
     """Points per MLP call when rendering without gradients (bounds memory)."""
+
+
+def _relu_grad_(grad: Tensor, out: Tensor) -> Tensor:
+    """grad *= (out > 0) in place: the ReLU derivative, from the ReLU's output."""
+    return torch.ops.aten.threshold_backward.grad_input(grad, out, 0, grad_input=grad)
+
+
+def _has_fused_linear() -> bool:
+    try:
+        return torch.backends.mkldnn.is_available() and hasattr(
+            torch.ops.mkldnn, "_linear_pointwise"
+        )
+    except (AttributeError, RuntimeError):  # pragma: no cover - builds without oneDNN
+        return False
+
+
+_FUSED_LINEAR = _has_fused_linear()
+
+
+def _linear(h: Tensor, w: Tensor, b: Tensor, relu: bool) -> Tensor:
+    """relu?(h @ w.T + b) in one kernel where possible.
+
+    On CPU, oneDNN's linear with the bias and the ReLU as fused post-ops costs the same as the
+    bare matrix product; addmm + relu_ first copies the broadcast bias into the output and then
+    makes a second pass for the ReLU (about 30 % more time per layer, measured).
+    """
+    if _FUSED_LINEAR and h.device.type == "cpu":
+        return torch.ops.mkldnn._linear_pointwise(h, w, b, "relu" if relu else "none", [], "")
+    out = torch.addmm(b, h, w.t())
+    return out.relu_() if relu else out
+
+
+def _skip_linear_relu(x: Tensor, h: Tensor, w: Tensor, b: Tensor, in_pos: int) -> Tensor:
+    """relu(w @ cat([x, h]) + b) without the concatenation: w[:, :in_pos] x + w[:, in_pos:] h."""
+    xpart = torch.mm(x, w[:, :in_pos].t())
+    if _FUSED_LINEAR and h.device.type == "cpu":
+        # (a strided weight view sends oneDNN to a reference kernel ~1000x slower: copy it)
+        w_h = w[:, in_pos:].contiguous()
+        out = torch.ops.mkldnn._linear_pointwise.binary(h, xpart, w_h, b, "add")
+    else:
+        out = xpart.add_(b).addmm_(h, w[:, in_pos:].t())
+    return out.relu_()
+
+
+def _mlp_forward(
+    x: Tensor,
+    dterm: Tensor | None,
+    params: tuple[Tensor, ...],
+    depth: int,
+    skip: int,
+    in_pos: int,
+    use_viewdirs: bool,
+    keep: bool,
+) -> tuple[Tensor, Tensor, list[Tensor]]:
+    """The paper MLP with fused, in-place ops; see `_FastMLP` for the parameter layout.
+
+    Returns raw sigma [P, 1], raw (pre-sigmoid) rgb [P, 3], and, when `keep`, the activations
+    the backward pass needs (trunk outputs h_0..h_{depth-1}, then feature and view activations).
+    """
+    saved: list[Tensor] = []
+    h = x
+    for i in range(depth):
+        w, b = params[2 * i], params[2 * i + 1]
+        if 0 < i == skip + 1:  # this layer sees cat([x, h]): split its weight instead
+            h = _skip_linear_relu(x, h, w, b, in_pos)
+        else:
+            h = _linear(h, w, b, relu=True)
+        if keep:
+            saved.append(h)
+    k = 2 * depth
+    if use_viewdirs:
+        wa, ba, wf, bf, wvf, wr, br = params[k : k + 7]
+        sigma = torch.addmm(ba, h, wa.t())
+        feat = _linear(h, wf, bf, relu=False)
+        del h
+        v = torch.mm(feat, wvf.t())  # [P, W/2]
+        r = dterm.shape[0]
+        v.view(r, -1, v.shape[-1]).add_(dterm[:, None, :])  # per-ray direction term + bias
+        v.relu_()
+        rgb = torch.addmm(br, v, wr.t())
+        if keep:
+            saved += [feat, v]
+    else:
+        wo, bo = params[k : k + 2]
+        out4 = torch.addmm(bo, h, wo.t())
+        sigma, rgb = out4[:, 3:].contiguous(), out4[:, :3].contiguous()
+    return sigma, rgb, saved
+
+
+class _FastMLP(torch.autograd.Function):
+    """Forward and hand-written backward of the paper MLP (exact, fp32).
+
+    Compared with composing nn.Linear / F.relu / torch.cat under autograd, this:
+    fuses bias and ReLU into in-place ops; replaces the concatenation at the skip layer by a
+    split weight (W [x, h] = W_x x + W_h h), so neither the cat nor the gradient of the
+    (constant) encoded input is computed; takes the view branch's direction term
+    W_d gamma(d) + b per ray (computed once per ray by the caller, broadcast over its samples);
+    and in the backward pass applies the ReLU derivatives in place, reuses two gradient
+    buffers, and frees each activation as soon as it is used.
+
+    params: W_0, b_0, ..., W_{depth-1}, b_{depth-1}, then with view dependence
+    W_alpha, b_alpha, W_feature, b_feature, W_views[:, :width], W_rgb, b_rgb, else
+    W_output, b_output. The input x must not require grad.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx,
+        x: Tensor,
+        dterm: Tensor | None,
+        arch: tuple[int, int, int, bool],
+        *params: Tensor,
+    ) -> tuple[Tensor, Tensor]:
+        depth, skip, in_pos, use_viewdirs = arch
+        sigma, rgb, saved = _mlp_forward(x, dterm, params, depth, skip, in_pos, use_viewdirs, True)
+        ctx.arch = arch
+        ctx.save_for_backward(x, *params)  # inputs: autograd checks they are not modified
+        ctx.saved = saved  # intermediates, freed one by one in backward (not double-differentiable)
+        ctx.n_rays = None if dterm is None else dterm.shape[0]
+        return sigma, rgb
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, g_sigma: Tensor | None, g_rgb: Tensor | None
+    ) -> tuple[Tensor | None, ...]:
+        depth, skip, in_pos, use_viewdirs = ctx.arch
+        saved = ctx.saved
+        if saved is None:
+            raise RuntimeError(
+                "NeRFMLP fast path: backward ran twice through the same forward; set "
+                "NeRFMLP.fast = False to use retain_graph"
+            )
+        ctx.saved = None
+        x, *params = ctx.saved_tensors
+        n = x.shape[0]
+        if g_sigma is None:
+            g_sigma = x.new_zeros(n, 1)
+        if g_rgb is None:
+            g_rgb = x.new_zeros(n, 3)
+        grads: list[Tensor | None] = [None] * len(params)
+        k = 2 * depth
+        g_dterm = None
+        h = saved[depth - 1]
+        if use_viewdirs:
+            wa, _, wf, _, wvf, wr, _ = params[k : k + 7]
+            v = saved.pop()
+            feat = saved.pop()
+            grads[k + 5] = g_rgb.t().mm(v)
+            grads[k + 6] = g_rgb.sum(0)
+            g_v = _relu_grad_(torch.mm(g_rgb, wr), v)
+            del v
+            g_dterm = g_v.view(ctx.n_rays, -1, g_v.shape[-1]).sum(1)
+            grads[k + 4] = g_v.t().mm(feat)
+            del feat
+            g_feat = torch.mm(g_v, wvf)
+            del g_v
+            grads[k + 2] = g_feat.t().mm(h)
+            grads[k + 3] = g_feat.sum(0)
+            grads[k] = g_sigma.t().mm(h)
+            grads[k + 1] = g_sigma.sum(0)
+            g_h = torch.mm(g_feat, wf)
+            g_h.addmm_(g_sigma, wa)
+            del g_feat
+        else:
+            wo = params[k]
+            g_out = torch.cat([g_rgb, g_sigma], dim=1)
+            grads[k] = g_out.t().mm(h)
+            grads[k + 1] = g_out.sum(0)
+            g_h = torch.mm(g_out, wo)
+        spare: Tensor | None = None
+        for i in range(depth - 1, -1, -1):
+            w = params[2 * i]
+            h = saved.pop()
+            _relu_grad_(g_h, h)
+            del h
+            grads[2 * i + 1] = g_h.sum(0)
+            inp = saved[-1] if i > 0 else x
+            if 0 < i == skip + 1:
+                grads[2 * i] = torch.cat([g_h.t().mm(x), g_h.t().mm(inp)], dim=1)
+                w_in = w[:, in_pos:]
+            else:
+                grads[2 * i] = g_h.t().mm(inp)
+                w_in = w
+            if i > 0:
+                if spare is None:
+                    spare = torch.empty_like(g_h)
+                g_prev = torch.mm(g_h, w_in, out=spare)
+                spare, g_h = g_h, g_prev
+        return (None, g_dterm, None, *grads)
 
 
 class NeRFMLP(nn.Module):
     """The paper's MLP.
 
-    Input: encoded position [P, Cx] and encoded direction [P, Cd]. Output: raw density [P] and
-    RGB in [0, 1] [P, 3].
+    Input: encoded position [P, Cx] and encoded direction, either per point [P, Cd] or per
+    ray [R, Cd] with the P = R * S points grouped ray by ray (`samples_per_dir` = S). Output:
+    raw density [P] and RGB in [0, 1] [P, 3].
+
+    In fp32 (no autocast) and when x needs no gradient, the evaluation goes through
+    `_FastMLP`, which computes the same function (to float rounding) with fewer passes over
+    memory; `fast = False`, autocast (bf16), or a differentiable x select the straightforward
+    layer-by-layer code.
     """
 
     def __init__(
@@ -71,6 +271,8 @@ class NeRFMLP(nn.Module):
     ) -> None:
         super().__init__()
         self.skip, self.use_viewdirs = skip, use_viewdirs
+        self.in_pos, self.width, self.depth = in_pos, width, depth
+        self.fast = True
         layers = []
         for i in range(depth):
             d_in = in_pos if i == 0 else width + (in_pos if i == skip + 1 else 0)
@@ -84,7 +286,25 @@ class NeRFMLP(nn.Module):
         else:
             self.output_linear = nn.Linear(width, 4)
 
-    def forward(self, x: Tensor, d: Tensor | None) -> tuple[Tensor, Tensor]:
+    def _use_fast(self, x: Tensor) -> bool:
+        w = self.pts_linears[0].weight
+        return (
+            self.fast
+            and x.dtype == w.dtype == torch.float32
+            and not x.requires_grad
+            and not torch.is_autocast_enabled(x.device.type)
+        )
+
+    def forward(
+        self, x: Tensor, d: Tensor | None, samples_per_dir: int = 1
+    ) -> tuple[Tensor, Tensor]:
+        if self._use_fast(x):
+            return self._forward_fast(x, d)
+        if self.use_viewdirs and d is not None and samples_per_dir > 1:
+            d = d[:, None, :].expand(-1, samples_per_dir, d.shape[-1]).reshape(x.shape[0], -1)
+        return self._forward_reference(x, d)
+
+    def _forward_reference(self, x: Tensor, d: Tensor | None) -> tuple[Tensor, Tensor]:
         h = x
         for i, layer in enumerate(self.pts_linears):
             h = F.relu(layer(h))
@@ -99,6 +319,37 @@ class NeRFMLP(nn.Module):
             out = self.output_linear(h)
             sigma, rgb = out[..., 3], out[..., :3]
         return sigma, torch.sigmoid(rgb)
+
+    def _fast_params(self) -> tuple[Tensor, ...]:
+        ps: list[Tensor] = []
+        for lin in self.pts_linears:
+            ps += [lin.weight, lin.bias]
+        if self.use_viewdirs:
+            ps += [self.alpha_linear.weight, self.alpha_linear.bias]
+            ps += [self.feature_linear.weight, self.feature_linear.bias]
+            ps += [self.views_linear.weight[:, : self.width]]
+            ps += [self.rgb_linear.weight, self.rgb_linear.bias]
+        else:
+            ps += [self.output_linear.weight, self.output_linear.bias]
+        return tuple(ps)
+
+    def _forward_fast(self, x: Tensor, d: Tensor | None) -> tuple[Tensor, Tensor]:
+        dterm = None
+        if self.use_viewdirs:
+            if d is None:
+                raise ValueError("NeRFMLP with view dependence needs directions d")
+            # the direction half of views_linear (and its bias), once per ray
+            dterm = F.linear(d, self.views_linear.weight[:, self.width :], self.views_linear.bias)
+        arch = (self.depth, self.skip, self.in_pos, self.use_viewdirs)
+        params = self._fast_params()
+        if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+            sigma, rgb = _FastMLP.apply(x, dterm, arch, *params)
+        else:
+            with torch.no_grad():
+                sigma, rgb, _ = _mlp_forward(
+                    x, dterm, params, self.depth, self.skip, self.in_pos, self.use_viewdirs, False
+                )
+        return sigma[:, 0], torch.sigmoid(rgb)
 
 
 class NeRF(Method):
@@ -133,21 +384,23 @@ class NeRF(Method):
         c = self.config
         r, s = points.shape[:2]
         x = positional_encoding(points.reshape(-1, 3), c.pos_freqs, include_pi=c.include_pi)
+        # directions are encoded once per ray; the MLP broadcasts them over the ray's samples
         d = None
         if c.use_viewdirs:
-            de = positional_encoding(viewdirs, c.dir_freqs, include_pi=c.include_pi)  # [R, Cd]
-            d = de[:, None, :].expand(r, s, de.shape[-1]).reshape(r * s, -1)
+            d = positional_encoding(viewdirs, c.dir_freqs, include_pi=c.include_pi)  # [R, Cd]
         if torch.is_grad_enabled() or r * s <= c.chunk_points:
             with self._autocast():
-                sigma, rgb = net(x, d)
+                sigma, rgb = net(x, d, s)
         else:
+            rays_per_chunk = max(1, c.chunk_points // s)
             parts = []
-            for i in range(0, r * s, c.chunk_points):
+            for i in range(0, r, rays_per_chunk):
                 with self._autocast():
                     parts.append(
                         net(
-                            x[i : i + c.chunk_points],
-                            None if d is None else d[i : i + c.chunk_points],
+                            x[i * s : (i + rays_per_chunk) * s],
+                            None if d is None else d[i : i + rays_per_chunk],
+                            s,
                         )
                     )
             sigma = torch.cat([p[0] for p in parts])
