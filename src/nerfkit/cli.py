@@ -8,10 +8,11 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import tyro
 
+from nerfkit.ablate import AblationConfig
 from nerfkit.config import TrainConfig
 from nerfkit.errors import NerfkitError
 
@@ -63,6 +64,48 @@ class MethodsArgs:
     """List the available methods."""
 
 
+@dataclass
+class InspectArgs:
+    """Plot what happens along one ray of a trained NeRF run: sigma, T, weights, samples."""
+
+    run: tyro.conf.Positional[Path]
+    view: int
+    """Index of the view in the split."""
+    pixel: tuple[int, int]
+    """Pixel X Y (column, row)."""
+    split: str = "test"
+    output: Path | None = None
+    """PNG file (default: RUN/inspect/<split>_<view>_x<X>_y<Y>.png)."""
+    device: str = "auto"
+
+
+@dataclass
+class ProcessArgs:
+    """Estimate camera poses for photos or a video (COLMAP via pycolmap): a transforms.json
+    dataset that `nerfkit train --data` reads."""
+
+    input: tyro.conf.Positional[Path]
+    """A folder of photos, or a video file (mp4, mov, ...)."""
+    output: Path
+    """Dataset folder to create (transforms.json, images/, colmap/sparse/0/)."""
+    downscale: int = 1
+    """Divide the written images' size by this (SfM runs at full resolution)."""
+    num_frames: int = 100
+    """Video: keep the sharpest frame of each of this many evenly spaced windows."""
+    matching: Literal["auto", "exhaustive", "sequential"] = "auto"
+    """auto: exhaustive under 100 photos, else sequential (by name); video: sequential."""
+    camera_model: Literal[
+        "SIMPLE_PINHOLE", "PINHOLE", "SIMPLE_RADIAL", "RADIAL", "OPENCV", "OPENCV_FISHEYE"
+    ] = "SIMPLE_RADIAL"
+    """COLMAP camera model shared by all images (SIMPLE_RADIAL: focal + one distortion term)."""
+    min_registered: float = 0.5
+    """Fail unless this fraction of the images (and at least 3) get a pose."""
+    overwrite: bool = False
+    """Replace a non-empty output folder."""
+    verbose: bool = False
+    """Show COLMAP's own log."""
+
+
 def _run(cmd: object) -> int:
     if isinstance(cmd, TrainConfig):
         from nerfkit.train import train
@@ -95,6 +138,35 @@ def _run(cmd: object) -> int:
 
         for name, spec in METHODS.items():
             print(f"{name:12s} {spec.summary}")
+    elif isinstance(cmd, AblationConfig):
+        from nerfkit.ablate import run_ablation
+
+        results = run_ablation(cmd)
+        print(f"{len(results)} row(s) in {cmd.output}: ablation.md, ablation.csv, plots")
+    elif isinstance(cmd, InspectArgs):
+        from nerfkit.inspect_ray import inspect_ray
+
+        path, prof = inspect_ray(cmd.run, cmd.view, *cmd.pixel, cmd.split, cmd.output, cmd.device)
+        print(f"wrote {path} (opacity {prof['acc']:.3f}, depth {prof['depth']:.3f})")
+    elif isinstance(cmd, ProcessArgs):
+        from nerfkit.process import process
+
+        r = process(
+            cmd.input,
+            cmd.output,
+            downscale=cmd.downscale,
+            num_frames=cmd.num_frames,
+            matching=cmd.matching,
+            camera_model=cmd.camera_model,
+            min_registered=cmd.min_registered,
+            overwrite=cmd.overwrite,
+            verbose=cmd.verbose,
+        )
+        print(
+            f"registered {r.num_registered} of {r.num_inputs} images "
+            f"({r.num_points} points, reprojection error {r.mean_reprojection_error:.2f} px) "
+            f"-> {r.output}/transforms.json"
+        )
     return 0
 
 
@@ -108,7 +180,10 @@ def main(argv: list[str] | None = None) -> None:
         | Annotated[EvalArgs, tyro.conf.subcommand("eval")]
         | Annotated[RenderArgs, tyro.conf.subcommand("render")]
         | Annotated[DemoArgs, tyro.conf.subcommand("demo")]
-        | Annotated[MethodsArgs, tyro.conf.subcommand("methods")],
+        | Annotated[MethodsArgs, tyro.conf.subcommand("methods")]
+        | Annotated[AblationConfig, tyro.conf.subcommand("ablate")]
+        | Annotated[InspectArgs, tyro.conf.subcommand("inspect")]
+        | Annotated[ProcessArgs, tyro.conf.subcommand("process")],
         args=argv,
         prog="nerfkit",
         description="Neural Radiance Fields: train, evaluate and render on a CPU or GPU.",
