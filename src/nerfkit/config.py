@@ -10,7 +10,12 @@ from pathlib import Path
 from typing import Literal
 
 from nerfkit.errors import NerfkitError
+from nerfkit.methods.grid import GridConfig
 from nerfkit.methods.nerf import NeRFConfig
+
+# Training values used when neither the user nor the method's config class (its
+# `train_defaults` ClassVar) gives one; see TrainConfig.resolve_defaults.
+TRAIN_DEFAULTS: dict[str, float | int] = {"lr": 5e-4, "lr_final": 5e-5, "batch_rays": 1024}
 
 
 @dataclass
@@ -23,7 +28,7 @@ class TrainConfig:
     """Run folder: config, checkpoints, logs, validation renders."""
     resume: Path | None = None
     """Continue the run in this folder with its saved config (other flags are ignored)."""
-    method: str = "nerf"
+    method: str = "grid"
     """Method name (see `nerfkit methods`)."""
     format: str | None = None
     """Force a dataset format instead of detecting it."""
@@ -33,11 +38,13 @@ class TrainConfig:
     """Stop after this many steps (default 200000 when --max-minutes is not given either)."""
     max_minutes: float | None = None
     """Stop after this much training time (loading and validation excluded)."""
-    batch_rays: int = 1024
-    """Rays per step, drawn at random across all training images."""
-    lr: float = 5e-4
-    lr_final: float = 5e-5
-    """Learning rate at the end of the schedule (exponential decay from --lr)."""
+    batch_rays: int | None = None
+    """Rays per step, drawn at random across all training images (default: the method's)."""
+    lr: float | None = None
+    """Learning rate at the start (default: the method's)."""
+    lr_final: float | None = None
+    """Learning rate at the end of the schedule (exponential decay from --lr; default: the
+    method's)."""
     precrop_steps: int = 0
     """For this many first steps, draw rays only from the centre of the images."""
     precrop_frac: float = 0.5
@@ -55,6 +62,17 @@ class TrainConfig:
     """Show a progress bar."""
     nerf: NeRFConfig = field(default_factory=NeRFConfig)
     """Options of the `nerf` method."""
+    grid: GridConfig = field(default_factory=GridConfig)
+    """Options of the `grid` method (the default)."""
+
+    def resolve_defaults(self) -> TrainConfig:
+        """Fill lr, lr_final and batch_rays left unset (None) from the method config class's
+        `train_defaults` (a ClassVar dict), else from TRAIN_DEFAULTS. Returns self."""
+        per_method = getattr(type(self.method_config()), "train_defaults", {})
+        for key, value in TRAIN_DEFAULTS.items():
+            if getattr(self, key) is None:
+                setattr(self, key, per_method.get(key, value))
+        return self
 
     def method_config(self) -> object:
         if not hasattr(self, self.method):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nerfkit.methods.base import Method, RenderOutput
+from nerfkit.methods.grid import GridConfig, GridMethod
 from nerfkit.methods.nerf import NeRF, NeRFConfig
 
 
@@ -20,6 +21,7 @@ class MethodSpec:
 
 
 METHODS: dict[str, MethodSpec] = {
+    "grid": MethodSpec(GridConfig, GridMethod, "dense voxel grids, coarse-to-fine (fast on CPU)"),
     "nerf": MethodSpec(NeRFConfig, NeRF, "the original NeRF (paper configuration, slow on CPU)"),
 }
 

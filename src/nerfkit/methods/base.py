@@ -45,8 +45,12 @@ class Method(torch.nn.Module):
         mse = torch.mean((out.rgb - rgb_true) ** 2)
         return {"loss": mse, "mse": mse}
 
-    def step_callback(self, step: int) -> None:
-        """Called by the Trainer before each step (e.g. to refresh an occupancy grid)."""
+    def step_callback(self, step: int) -> bool | None:
+        """Called by the Trainer before each step (e.g. to refresh an occupancy grid).
+
+        Return True when the method replaced its parameters (e.g. grew a grid): the Trainer then
+        rebuilds its optimiser from `param_groups` (fresh Adam moments).
+        """
 
     def param_groups(self, lr: float) -> list[dict]:
         """Optimiser parameter groups; override for per-group learning rates."""

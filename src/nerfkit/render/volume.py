@@ -90,3 +90,85 @@ def render_along_rays(
         color = color + (1.0 - acc[..., None]) * background.to(color)
     depth = (weights * t).sum(dim=-1) / acc.clamp(min=1e-10)
     return {"rgb": color, "depth": depth, "acc": acc, "weights": weights, "trans": trans}
+
+
+# --- packed (ragged) samples -------------------------------------------------------------------
+# Samples of all rays in one flat list of P entries, `ray_indices` [P] telling which ray each
+# belongs to (as nerfacc does), so that a ray costs only as many samples as it really has.
+# Layout: the samples of one ray are contiguous and sorted by distance along it; rays appear in
+# increasing order (ray_indices is non-decreasing). Rays with no samples simply do not appear.
+
+PACKED_TAU_CLAMP = 80.0
+"""Optical depths are clamped to this in the transmittance sum (exp(-80) ~ 2e-35 is zero in
+float32 weights), which keeps the float64 running sum exact across rays."""
+
+
+def render_weights_packed(
+    sigma: Tensor, deltas: Tensor, ray_indices: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Compositing weights of packed samples: `render_weights` for ragged rays.
+
+    Args:
+        sigma: [P] non-negative densities.
+        deltas: [P] interval lengths.
+        ray_indices: [P] int64 ray of each sample, non-decreasing; each ray's samples contiguous
+            and sorted along the ray.
+    Returns:
+        weights w: [P]; transmittance T before each sample: [P]; alpha: [P]; for each ray the
+        same values `render_weights` gives on that ray's samples alone.
+    """
+    tau = sigma * deltas
+    alpha = 1.0 - torch.exp(-tau)
+    if tau.numel() == 0:
+        return alpha, torch.ones_like(alpha), alpha
+    # exclusive per-ray cumulative sum as a global cumsum minus the sum before each ray's first
+    # sample; float64 and clamped taus so earlier rays' sums do not swamp later ones.
+    tau_c = tau.clamp(max=PACKED_TAU_CLAMP).double()
+    incl = torch.cumsum(tau_c, dim=0)
+    excl = incl - tau_c
+    first = torch.ones_like(ray_indices, dtype=torch.bool)
+    first[1:] = ray_indices[1:] != ray_indices[:-1]
+    start = torch.cumsum(first.long(), 0) - 1  # segment number of each sample
+    seg_base = excl[first]  # [num segments] running sum before each ray's first sample
+    accum = (excl - seg_base[start]).to(tau.dtype)
+    trans = torch.exp(-accum)
+    return trans * alpha, trans, alpha
+
+
+def accumulate_packed(values: Tensor, ray_indices: Tensor, num_rays: int) -> Tensor:
+    """Per-ray sums of packed values: out[r] = sum of values[i] over samples i of ray r.
+
+    Args:
+        values: [P] or [P, C]; ray_indices: [P] int64; num_rays: R.
+    Returns:
+        [R] or [R, C] (zero for rays without samples).
+    """
+    out = values.new_zeros((num_rays, *values.shape[1:]))
+    return out.index_add(0, ray_indices, values)
+
+
+def render_packed(
+    sigma: Tensor,
+    rgb: Tensor,
+    t: Tensor,
+    deltas: Tensor,
+    ray_indices: Tensor,
+    num_rays: int,
+    background: Tensor | None = None,
+) -> dict[str, Tensor]:
+    """`render_along_rays` for packed samples.
+
+    Args:
+        sigma: [P]; rgb: [P, 3]; t: [P] sample distances; deltas: [P]; ray_indices: [P] (layout
+        above); num_rays: R; background: [3] (None = black).
+    Returns:
+        dict with rgb [R, 3], depth [R] (sum w t / sum w; 0 where nothing is hit), acc [R],
+        weights [P], trans [P].
+    """
+    weights, trans, _ = render_weights_packed(sigma, deltas, ray_indices)
+    acc = accumulate_packed(weights, ray_indices, num_rays)
+    color = accumulate_packed(weights[:, None] * rgb, ray_indices, num_rays)
+    if background is not None:
+        color = color + (1.0 - acc[:, None]) * background.to(color)
+    depth = accumulate_packed(weights * t, ray_indices, num_rays) / acc.clamp(min=1e-10)
+    return {"rgb": color, "depth": depth, "acc": acc, "weights": weights, "trans": trans}

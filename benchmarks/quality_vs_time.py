@@ -1,0 +1,185 @@
+"""Test PSNR/SSIM of a method after fixed wall-clock training budgets (issue 4).
+
+Trains on a Blender scene (default ../shared/data/nerf_synthetic/lego, train split) and, when the
+training time (loading and evaluation excluded) reaches each checkpoint, evaluates the test views
+at full resolution on the scene's white background (PSNR/SSIM of 8-bit images via
+nerfkit.evaluate.image_metrics). Also measures the render time of one test view and the peak
+resident memory. Appends a table to BENCHMARKS.md (under its own heading) and writes a
+PSNR-vs-time plot to benchmarks/results/.
+
+Full run (about 2 h including evaluation):
+    python benchmarks/quality_vs_time.py
+Quick smoke run:
+    python benchmarks/quality_vs_time.py --checkpoints-min 2 --test-views 5 --eval-downscale 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import resource
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+
+from nerfkit.config import TrainConfig
+from nerfkit.data import load_scene
+from nerfkit.evaluate import image_metrics, render_image
+from nerfkit.perf import configure_allocator
+from nerfkit.train import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def evaluate(trainer: Trainer, scene_test, views: list[int], meta) -> dict:  # noqa: ANN001
+    psnrs, ssims, times = [], [], []
+    for k in views:
+        t0 = time.perf_counter()
+        out = render_image(trainer.method, scene_test.cameras, k, meta.near, meta.far)
+        times.append(time.perf_counter() - t0)
+        m = image_metrics(out["rgb"], scene_test.images[k])
+        psnrs.append(m["psnr"])
+        ssims.append(m["ssim"])
+    return {
+        "psnr": sum(psnrs) / len(psnrs),
+        "ssim": sum(ssims) / len(ssims),
+        "render_s_median": sorted(times)[len(times) // 2],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--data", type=Path, default=ROOT / ".." / "shared/data/nerf_synthetic/lego")
+    ap.add_argument("--method", default="grid")
+    ap.add_argument("--checkpoints-min", type=float, nargs="+", default=[5, 15, 30, 60])
+    ap.add_argument("--train-downscale", type=int, default=1, help="training image downscale")
+    ap.add_argument("--eval-downscale", type=int, default=1, help="1 = full 800x800 (the protocol)")
+    ap.add_argument("--test-views", type=int, default=25, help="first N test views (25 = all)")
+    ap.add_argument("--output", type=Path, default=Path("/tmp/nerfkit_quality_vs_time"))
+    ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
+    ap.add_argument("--note", default="", help="free text recorded with the results")
+    args = ap.parse_args()
+    configure_allocator()
+
+    t_load = time.perf_counter()
+    scene = load_scene(args.data, downscale=args.train_downscale)
+    if args.eval_downscale == args.train_downscale:
+        test_scene = scene
+    else:
+        test_scene = load_scene(args.data, downscale=args.eval_downscale)
+    test = test_scene.split("test")
+    views = list(range(min(args.test_views, len(test))))
+    load_s = time.perf_counter() - t_load
+    budget = max(args.checkpoints_min)
+    cfg = TrainConfig(
+        data=args.data,
+        output=args.output,
+        method=args.method,
+        downscale=args.train_downscale,
+        max_minutes=budget,
+        val_every=0,
+        ckpt_every=0,
+        progress=False,
+    )
+    trainer = Trainer(cfg, scene)
+    rows = []
+    pending = sorted(args.checkpoints_min)
+    print(f"loaded in {load_s:.0f}s; training {args.method} for {budget} min", flush=True)
+    while pending:
+        t0 = time.perf_counter()
+        info = trainer.train_step()
+        trainer.elapsed += time.perf_counter() - t0
+        if trainer.step % 200 == 0:
+            print(
+                f"step {trainer.step} t={trainer.elapsed:.0f}s train psnr {info['psnr']:.2f}",
+                flush=True,
+            )
+        if trainer.elapsed >= 60.0 * pending[0]:
+            minutes = pending.pop(0)
+            t_eval = time.perf_counter()
+            res = evaluate(trainer, test, views, test_scene.meta)
+            rows.append(
+                {
+                    "minutes": minutes,
+                    "train_s": round(trainer.elapsed, 1),
+                    "steps": trainer.step,
+                    **{k: round(v, 4) for k, v in res.items()},
+                    "eval_s": round(time.perf_counter() - t_eval, 1),
+                    "peak_rss_gb": round(peak_rss_gb(), 2),
+                }
+            )
+            print(json.dumps(rows[-1]), flush=True)
+
+    results_dir = ROOT / "benchmarks" / "results"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M")
+    (results_dir / f"quality_vs_time_{stamp}.json").write_text(json.dumps(rows, indent=2))
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        ax.plot([r["minutes"] for r in rows], [r["psnr"] for r in rows], "o-", label=args.method)
+        ax.set_xlabel("training time (min, 2-core CPU)")
+        ax.set_ylabel("test PSNR (dB)")
+        ax.set_title(f"{args.data.name}: PSNR vs training time")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        plot = results_dir / f"quality_vs_time_{stamp}.png"
+        fig.savefig(plot, dpi=120)
+        print(f"plot: {plot}")
+    except ImportError:
+        pass
+    if args.no_write:
+        return
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        commit = "?"
+    res = test.cameras.width, test.cameras.height
+    lines = [
+        "",
+        f"### grid: quality vs time, {args.data.name} ({datetime.date.today()}, commit {commit})",
+        "",
+        f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch "
+        f"threads, torch {torch.__version__}. Method `{args.method}`, training images "
+        f"downscaled {args.train_downscale}x; evaluation of {len(views)} test views at "
+        f"{res[0]}x{res[1]} on white (8-bit PSNR/SSIM). Load {load_s:.0f}s and evaluation "
+        "excluded from the budget.",
+        f"Command: `python benchmarks/quality_vs_time.py "
+        f"--checkpoints-min {' '.join(f'{m:g}' for m in args.checkpoints_min)} "
+        f"--train-downscale {args.train_downscale} --eval-downscale {args.eval_downscale} "
+        f"--test-views {args.test_views}`",
+    ]
+    if args.note:
+        lines.append(f"Note: {args.note}")
+    lines += [
+        "",
+        "| budget (min) | steps | PSNR (dB) | SSIM | render 1 view (s) | peak RSS (GB) |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['minutes']:g} | {r['steps']} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
+            f"{r['render_s_median']:.2f} | {r['peak_rss_gb']:.2f} |"
+        )
+    with open(ROOT / "BENCHMARKS.md", "a", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    print("appended to BENCHMARKS.md")
+
+
+if __name__ == "__main__":
+    main()
