@@ -55,8 +55,12 @@ class DemoArgs:
     output: Path = Path("runs/demo")
     minutes: float = 3.0
     """Training budget (the whole demo takes about one minute more)."""
-    resolution: int = 64
-    frames: int = 60
+    resolution: int = 100
+    """Width and height of the generated scene's images."""
+    frames: int = 90
+    """Frames of the orbit video."""
+    method: str = "grid"
+    """Method to train (`nerf`: the paper's design, smaller, much slower to converge)."""
 
 
 @dataclass
@@ -132,7 +136,7 @@ def _run(cmd: object) -> int:
     elif isinstance(cmd, DemoArgs):
         from nerfkit.demo import run_demo
 
-        run_demo(cmd.output, cmd.minutes, cmd.resolution, cmd.frames)
+        run_demo(cmd.output, cmd.minutes, cmd.resolution, cmd.frames, cmd.method)
     elif isinstance(cmd, MethodsArgs):
         from nerfkit.methods import METHODS
 
