@@ -18,7 +18,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from nerfkit.methods.grid import load_kernel, trilinear
+from nerfkit.render.grid import load_kernel, trilinear
 
 
 def dense_setup(res: int, channels: int) -> dict:

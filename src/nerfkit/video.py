@@ -36,6 +36,18 @@ def _read_camera_path(path: Path, width: int, height: int, focal: float) -> tupl
     return c2w, w, h, f
 
 
+def depth_range(
+    depths: list[tuple[torch.Tensor, torch.Tensor]], default: tuple[float, float]
+) -> tuple[float, float]:
+    """Colour-map range shared by all frames: 1st-99th percentile of the depth where something
+    is hit (opacity > 0.5), so the scene spans the whole colour map; `default` if nothing is."""
+    hit = torch.cat([d[a > 0.5].flatten() for d, a in depths])
+    if hit.numel() < 2:
+        return default
+    lo, hi = torch.quantile(hit[:: max(1, hit.numel() // 100_000)], torch.tensor([0.01, 0.99]))
+    return (float(lo), float(hi)) if hi > lo else default
+
+
 def render_path(
     run_dir: Path,
     path: str = "auto",
@@ -81,8 +93,7 @@ def render_path(
     if out.suffix != ".mp4":
         out = out / f"{name}.mp4"
     depth_out = out.with_name(out.stem + "_depth.mp4")
-    drange = (0.0, 1.0) if meta.ndc else (meta.near, meta.far)
-    rgb_frames, depth_frames = [], []
+    rgb_frames, depths = [], []
     it = range(n)
     if progress:
         from tqdm import tqdm
@@ -91,7 +102,8 @@ def render_path(
     for k in it:
         r = render_image(run.method, cams, k, meta.near, meta.far, ndc=meta.ndc)
         rgb_frames.append(to_uint8(r["rgb"]))
-        depth_frames.append(colorize_depth(r["depth"], *drange, acc=r["acc"]))
+        depths.append((r["depth"], r["acc"]))
+    lo, hi = depth_range(depths, (0.0, 1.0) if meta.ndc else (meta.near, meta.far))
     write_mp4(out, rgb_frames, fps=fps)
-    write_mp4(depth_out, depth_frames, fps=fps)
+    write_mp4(depth_out, [colorize_depth(d, lo, hi, acc=a) for d, a in depths], fps=fps)
     return out, depth_out

@@ -12,9 +12,8 @@ import torch
 
 from nerfkit.cameras import Rays
 from nerfkit.data.scene import SceneMeta
-from nerfkit.methods.grid import (
-    GridConfig,
-    GridMethod,
+from nerfkit.methods.grid import GridConfig, GridMethod
+from nerfkit.render.grid import (
     _TrilinearFn,
     load_kernel,
     march,
