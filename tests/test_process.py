@@ -14,8 +14,7 @@ import torch
 from helpers import TINY_NERF, run_cli
 from PIL import Image
 
-from nerfkit.cameras import look_at
-from nerfkit.data.synthetic import render_ground_truth
+from nerfkit.data.synthetic import orbit_pose, render_ground_truth
 from nerfkit.errors import NerfkitError
 from nerfkit.process import (
     _prepare_photos,
@@ -39,16 +38,7 @@ DETAIL = 0.7  # extra solid texture: the plain scene gives ~150 SIFT features pe
 
 
 def _c2w(azimuth: float, elevation: float, radius: float = RADIUS) -> torch.Tensor:
-    eye = torch.tensor(
-        [
-            radius * math.cos(elevation) * math.cos(azimuth),
-            radius * math.cos(elevation) * math.sin(azimuth),
-            radius * math.sin(elevation),
-        ],
-        dtype=torch.float64,
-    )
-    up = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
-    return look_at(eye, torch.zeros(3, dtype=torch.float64), up)
+    return orbit_pose(azimuth, elevation, radius)
 
 
 def _save_rgb(path: Path, rgba: torch.Tensor) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from nerfkit.cameras import Cameras
-from nerfkit.data.io import composite_background, downscale_image, read_image, read_json
+from nerfkit.data.io import downscale_image, read_image, read_json, rgb_tensor
 from nerfkit.data.scene import Scene, Split
 from nerfkit.errors import DataError
 
@@ -67,8 +67,7 @@ def load_split(
                 f"{ipath}: size {img.shape[1]}x{img.shape[0]} differs from the split's "
                 f"{size[1]}x{size[0]}; all images of a split must have one size"
             )
-        img = composite_background(img, background)
-        images.append(downscale_image(torch.from_numpy(np.ascontiguousarray(img)), downscale))
+        images.append(rgb_tensor(img, background, downscale))
         m = np.asarray(fr["transform_matrix"], dtype=np.float64)
         check_pose(m, where)
         if m.shape == (3, 4):

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from nerfkit.cameras import Cameras
-from nerfkit.data.io import composite_background, downscale_image, read_image
+from nerfkit.data.io import downscale_image, read_image, rgb_tensor
 from nerfkit.data.scene import Scene, Split
 from nerfkit.data.transforms_json import normalize_poses, scene_kind
 from nerfkit.errors import DataError
@@ -442,7 +442,7 @@ def load_colmap(
                 "in the COLMAP model; use the images the model was made from"
             )
         kk.append((f, d))
-        images.append(torch.from_numpy(np.ascontiguousarray(composite_background(img, bg))))
+        images.append(rgb_tensor(img, bg))
     sizes = {tuple(im.shape[:2]) for im in images}
     if len(sizes) > 1:
         raise DataError(

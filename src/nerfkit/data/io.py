@@ -93,3 +93,12 @@ def downscale_image(img: Tensor, factor: int) -> Tensor:
     h, w = img.shape[0] // factor, img.shape[1] // factor
     x = img[: h * factor, : w * factor].permute(2, 0, 1)[None]
     return torch.nn.functional.avg_pool2d(x, factor)[0].permute(1, 2, 0).contiguous()
+
+
+def rgb_tensor(img: np.ndarray, background: np.ndarray, downscale: int = 1) -> Tensor:
+    """An image as read by `read_image` -> float32 RGB tensor [H/k, W/k, 3] over `background`.
+
+    Composites RGBA onto the background (see `composite_background`), then area-downscales.
+    """
+    rgb = torch.from_numpy(np.ascontiguousarray(composite_background(img, background)))
+    return downscale_image(rgb, downscale)

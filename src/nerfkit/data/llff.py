@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from nerfkit.cameras import Cameras
-from nerfkit.data.io import composite_background, downscale_image, read_image
+from nerfkit.data.io import read_image, rgb_tensor
 from nerfkit.data.scene import Scene, Split
 from nerfkit.errors import DataError
 
@@ -219,8 +219,7 @@ def load_llff(
                 f"{p}: size {img.shape[1]}x{img.shape[0]} differs from {files[0].name}'s "
                 f"{size[1]}x{size[0]}; all LLFF images must have one size"
             )
-        img = composite_background(img, bg)
-        images.append(downscale_image(torch.from_numpy(np.ascontiguousarray(img)), extra))
+        images.append(rgb_tensor(img, bg, extra))
     h, w = size
     sx, sy = w / full_w, h / full_h
     if abs(sx / sy - 1.0) > 0.02:

@@ -412,13 +412,13 @@ def render_ground_truth(
     return rgba, depth.float()
 
 
-def _orbit_pose(azimuth: float, elevation: float) -> Tensor:
-    """Camera-to-world [4, 4] (float64) at radius RADIUS looking at the origin, +z up."""
+def orbit_pose(azimuth: float, elevation: float, radius: float = RADIUS) -> Tensor:
+    """Camera-to-world [4, 4] (float64) at `radius` looking at the origin, +z up (radians)."""
     eye = torch.tensor(
         [
-            RADIUS * math.cos(elevation) * math.cos(azimuth),
-            RADIUS * math.cos(elevation) * math.sin(azimuth),
-            RADIUS * math.sin(elevation),
+            radius * math.cos(elevation) * math.cos(azimuth),
+            radius * math.cos(elevation) * math.sin(azimuth),
+            radius * math.sin(elevation),
         ],
         dtype=torch.float64,
     )
@@ -437,12 +437,12 @@ def camera_poses(n_train: int, n_val: int, n_test: int, seed: int = 0) -> dict[s
     lo, hi = (math.sin(math.radians(e)) for e in TRAIN_ELEVATION_DEG)
     az = rng.uniform(0.0, 2 * math.pi, n_train)
     el = np.arcsin(rng.uniform(lo, hi, n_train))  # uniform in area over the band
-    train = [_orbit_pose(float(a), float(e)) for a, e in zip(az, el)]
+    train = [orbit_pose(float(a), float(e)) for a, e in zip(az, el)]
     val = [
-        _orbit_pose(2 * math.pi * k / n_val, math.radians(VAL_ELEVATION_DEG)) for k in range(n_val)
+        orbit_pose(2 * math.pi * k / n_val, math.radians(VAL_ELEVATION_DEG)) for k in range(n_val)
     ]
     test = [
-        _orbit_pose(2 * math.pi * (k + 0.5) / n_test, math.radians(TEST_ELEVATION_DEG))
+        orbit_pose(2 * math.pi * (k + 0.5) / n_test, math.radians(TEST_ELEVATION_DEG))
         for k in range(n_test)
     ]
     empty = torch.zeros(0, 4, 4, dtype=torch.float64)
