@@ -287,8 +287,9 @@ class Trainer:
         if bar is not None:
             bar.close()
         if self.step > start_step or not (self.run_dir / CHECKPOINT_FILE).exists():
-            if cfg.val_every:
-                self._validate_and_log(tb, open(self.run_dir / METRICS_FILE, "a"))
+            if cfg.val_every and self.step % cfg.val_every != 0:  # else validated in the loop
+                with open(self.run_dir / METRICS_FILE, "a", encoding="utf-8") as log:
+                    self._validate_and_log(tb, log)
             self.save()
         tb.close()
         return TrainResult(self.run_dir, self.step, self.elapsed, last["psnr"], self.last_val)
