@@ -43,7 +43,7 @@ def evaluate(trainer: Trainer, scene_test, views: list[int], meta) -> dict:  # n
     psnrs, ssims, times = [], [], []
     for k in views:
         t0 = time.perf_counter()
-        out = render_image(trainer.method, scene_test.cameras, k, meta.near, meta.far)
+        out = render_image(trainer.method, scene_test.cameras, k, meta.near, meta.far, meta.ndc)
         times.append(time.perf_counter() - t0)
         m = image_metrics(out["rgb"], scene_test.images[k])
         psnrs.append(m["psnr"])
@@ -93,13 +93,16 @@ def main() -> None:
     rows = []
     pending = sorted(args.checkpoints_min)
     print(f"loaded in {load_s:.0f}s; training {args.method} for {budget} min", flush=True)
+    spr: list[float] = []  # samples per ray of the last 100 steps
     while pending:
         t0 = time.perf_counter()
         info = trainer.train_step()
         trainer.elapsed += time.perf_counter() - t0
+        spr = [*spr[-99:], info.get("samples_per_ray", float("nan"))]
         if trainer.step % 200 == 0:
             print(
-                f"step {trainer.step} t={trainer.elapsed:.0f}s train psnr {info['psnr']:.2f}",
+                f"step {trainer.step} t={trainer.elapsed:.0f}s train psnr {info['psnr']:.2f} "
+                f"samples/ray {info.get('samples_per_ray', float('nan')):.1f}",
                 flush=True,
             )
         if trainer.elapsed >= 60.0 * pending[0]:
@@ -111,6 +114,7 @@ def main() -> None:
                     "minutes": minutes,
                     "train_s": round(trainer.elapsed, 1),
                     "steps": trainer.step,
+                    "samples_per_ray": round(sum(spr) / len(spr), 1),
                     **{k: round(v, 4) for k, v in res.items()},
                     "eval_s": round(time.perf_counter() - t_eval, 1),
                     "peak_rss_gb": round(peak_rss_gb(), 2),
@@ -150,14 +154,17 @@ def main() -> None:
     except OSError:
         commit = "?"
     res = test.cameras.width, test.cameras.height
+    meta = test_scene.meta
+    bg = "NDC, no background" if meta.ndc else f"background {meta.background}"
     lines = [
         "",
-        f"### grid: quality vs time, {args.data.name} ({datetime.date.today()}, commit {commit})",
+        f"### {args.method}: quality vs time, {args.data.name} ({datetime.date.today()}, "
+        f"commit {commit})",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch "
         f"threads, torch {torch.__version__}. Method `{args.method}`, training images "
         f"downscaled {args.train_downscale}x; evaluation of {len(views)} test views at "
-        f"{res[0]}x{res[1]} on white (8-bit PSNR/SSIM). Load {load_s:.0f}s and evaluation "
+        f"{res[0]}x{res[1]} ({bg}; 8-bit PSNR/SSIM). Load {load_s:.0f}s and evaluation "
         "excluded from the budget.",
         f"Command: `python benchmarks/quality_vs_time.py "
         f"--checkpoints-min {' '.join(f'{m:g}' for m in args.checkpoints_min)} "
@@ -168,12 +175,14 @@ def main() -> None:
         lines.append(f"Note: {args.note}")
     lines += [
         "",
-        "| budget (min) | steps | PSNR (dB) | SSIM | render 1 view (s) | peak RSS (GB) |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| budget (min) | steps | samples/ray (last 100 steps) | PSNR (dB) | SSIM | "
+        "render 1 view (s) | peak RSS (GB) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['minutes']:g} | {r['steps']} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
+            f"| {r['minutes']:g} | {r['steps']} | {r['samples_per_ray']:.1f} | {r['psnr']:.2f} | "
+            f"{r['ssim']:.4f} | "
             f"{r['render_s_median']:.2f} | {r['peak_rss_gb']:.2f} |"
         )
     with open(ROOT / "BENCHMARKS.md", "a", encoding="utf-8") as f:

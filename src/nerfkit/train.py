@@ -208,11 +208,14 @@ class Trainer:
         self.step += 1
         with torch.no_grad():
             mse = torch.mean((out.rgb.detach() - rgb) ** 2).item()
-        return {
+        info = {
             "loss": float(losses["loss"].item()),
             "psnr": mse_to_psnr(mse),
             "lr": cfg.lr * lr_scale,
         }
+        if "num_samples" in out.extras:  # methods with adaptive sampling report their count
+            info["samples_per_ray"] = float(out.extras["num_samples"]) / len(rays)
+        return info
 
     def fit(self) -> TrainResult:
         cfg = self.cfg
@@ -261,8 +264,9 @@ class Trainer:
                     }
                     log.write(json.dumps(rec) + "\n")
                     log.flush()
-                    for k in ("loss", "psnr", "lr", "rays_per_s"):
-                        tb.add_scalar(f"train/{k}", rec[k], self.step)
+                    for k in ("loss", "psnr", "lr", "rays_per_s", "samples_per_ray"):
+                        if k in rec:
+                            tb.add_scalar(f"train/{k}", rec[k], self.step)
                     if bar is not None:
                         bar.set_postfix_str(
                             f"loss={last['loss']:.4f} psnr={last['psnr']:.2f} "

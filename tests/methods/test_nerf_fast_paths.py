@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-import nerfkit.methods.nerf as nerf_module
 from nerfkit.data.scene import SceneMeta
+from nerfkit.methods import layers
 from nerfkit.methods.nerf import NeRF, NeRFConfig, NeRFMLP
 from nerfkit.render.encoding import positional_encoding
 
@@ -63,9 +63,9 @@ def test_fast_mlp_matches_reference_forward_and_gradients(
     width: int, depth: int, skip: int, views: bool, fused: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Fast path (with oneDNN's fused linear, and with the portable addmm fallback)."""
-    if fused and not nerf_module._FUSED_LINEAR:
+    if fused and not layers.FUSED_LINEAR:
         pytest.skip("this torch build has no oneDNN fused linear")
-    monkeypatch.setattr(nerf_module, "_FUSED_LINEAR", fused)
+    monkeypatch.setattr(layers, "FUSED_LINEAR", fused)
     torch.manual_seed(0)
     n_rays, spr = 7, 5
     net = NeRFMLP(63, 27, width, depth, skip, use_viewdirs=views)

@@ -1,4 +1,5 @@
-"""Volume rendering against closed forms (a constant-density slab) and a slow loop reference."""
+"""Volume rendering against closed forms (a constant-density slab) and a slow loop reference;
+packed (ragged) rendering against the dense one."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from nerfkit.render.volume import (
     INFINITE_DELTA,
     composite,
     render_along_rays,
+    render_packed,
     render_weights,
+    render_weights_packed,
     sample_deltas,
 )
 
@@ -202,3 +205,64 @@ def test_sample_deltas_scalar_and_tensor_last():
     d3 = sample_deltas(t3, last)
     assert d3.shape == (2, 2, 4) and d3.dtype == torch.float64
     assert torch.all(d3[..., -1] == 1.0)
+
+
+# --- packed volume rendering -------------------------------------------------------------------
+
+
+def _ragged(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    counts = torch.tensor([0, 1, 5, 17, 0, 3, 64, 2])
+    r = len(counts)
+    s = int(counts.max())
+    sigma = torch.rand(r, s, generator=g) * 5
+    sigma[:, ::3] = 0.0
+    sigma[3, 4] = 1e6  # an opaque sample mid-ray
+    deltas = torch.rand(r, s, generator=g) * 0.2 + 0.01
+    t = torch.cumsum(deltas, -1)
+    rgb = torch.rand(r, s, 3, generator=g)
+    valid = torch.arange(s)[None] < counts[:, None]
+    return counts, sigma, deltas, t, rgb, valid
+
+
+def test_packed_weights_match_dense():
+    counts, sigma, deltas, t, rgb, valid = _ragged()
+    ray_idx = torch.repeat_interleave(torch.arange(len(counts)), counts)
+    w, tr, al = render_weights_packed(sigma[valid], deltas[valid], ray_idx)
+    # dense reference: padded samples have zero density and so do not change the earlier ones
+    wd, trd, ald = render_weights(torch.where(valid, sigma, 0.0), deltas)
+    torch.testing.assert_close(w, wd[valid])
+    torch.testing.assert_close(tr, trd[valid])
+    torch.testing.assert_close(al, ald[valid])
+
+
+def test_packed_render_matches_dense_and_gradients():
+    counts, sigma, deltas, t, rgb, valid = _ragged(1)
+    sigma = sigma.clamp(max=50).double()
+    ray_idx = torch.repeat_interleave(torch.arange(len(counts)), counts)
+    bg = torch.tensor([1.0, 0.5, 0.0], dtype=torch.float64)
+    sp = sigma[valid].clone().requires_grad_(True)
+    out = render_packed(
+        sp, rgb[valid].double(), t[valid].double(), deltas[valid].double(), ray_idx, len(counts), bg
+    )
+    sd = torch.where(valid, sigma, 0.0).requires_grad_(True)
+    ref = render_along_rays(sd, rgb.double(), t.double(), deltas.double(), bg)
+    for k in ("rgb", "acc", "depth"):
+        torch.testing.assert_close(out[k], ref[k])
+    (out["rgb"].sum() + out["acc"].sum()).backward()
+    (ref["rgb"].sum() + ref["acc"].sum()).backward()
+    torch.testing.assert_close(sp.grad, sd.grad[valid])
+
+
+def test_packed_transmittance_exact_after_many_opaque_rays():
+    # float32 sums over many earlier (opaque) rays must not disturb a later ray's transmittance
+    n = 2000
+    counts = torch.full((n,), 4)
+    sigma = torch.full((n, 4), 1e4)
+    sigma[-1] = torch.tensor([0.1, 0.2, 0.3, 0.4])
+    deltas = torch.full((n, 4), 0.5)
+    ray_idx = torch.repeat_interleave(torch.arange(n), counts)
+    w, tr, _ = render_weights_packed(sigma.reshape(-1), deltas.reshape(-1), ray_idx)
+    wd, trd, _ = render_weights(sigma[-1:], deltas[-1:])
+    torch.testing.assert_close(tr[-4:], trd[0])
+    torch.testing.assert_close(w[-4:], wd[0])

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from nerfkit.cameras import Rays
 from nerfkit.data.scene import SceneMeta
+from nerfkit.methods import layers
 from nerfkit.methods.base import Method, RenderOutput
 from nerfkit.render.encoding import encoded_dim, positional_encoding
 from nerfkit.render.sampling import merge_samples, sample_pdf, stratified_samples
@@ -68,35 +69,10 @@ def _relu_grad_(grad: Tensor, out: Tensor) -> Tensor:
     return torch.ops.aten.threshold_backward.grad_input(grad, out, 0, grad_input=grad)
 
 
-def _has_fused_linear() -> bool:
-    try:
-        return torch.backends.mkldnn.is_available() and hasattr(
-            torch.ops.mkldnn, "_linear_pointwise"
-        )
-    except (AttributeError, RuntimeError):  # pragma: no cover - builds without oneDNN
-        return False
-
-
-_FUSED_LINEAR = _has_fused_linear()
-
-
-def _linear(h: Tensor, w: Tensor, b: Tensor, relu: bool) -> Tensor:
-    """relu?(h @ w.T + b) in one kernel where possible.
-
-    On CPU, oneDNN's linear with the bias and the ReLU as fused post-ops costs the same as the
-    bare matrix product; addmm + relu_ first copies the broadcast bias into the output and then
-    makes a second pass for the ReLU (about 30 % more time per layer, measured).
-    """
-    if _FUSED_LINEAR and h.device.type == "cpu":
-        return torch.ops.mkldnn._linear_pointwise(h, w, b, "relu" if relu else "none", [], "")
-    out = torch.addmm(b, h, w.t())
-    return out.relu_() if relu else out
-
-
 def _skip_linear_relu(x: Tensor, h: Tensor, w: Tensor, b: Tensor, in_pos: int) -> Tensor:
     """relu(w @ cat([x, h]) + b) without the concatenation: w[:, :in_pos] x + w[:, in_pos:] h."""
     xpart = torch.mm(x, w[:, :in_pos].t())
-    if _FUSED_LINEAR and h.device.type == "cpu":
+    if layers.FUSED_LINEAR and h.device.type == "cpu":
         # (a strided weight view sends oneDNN to a reference kernel ~1000x slower: copy it)
         w_h = w[:, in_pos:].contiguous()
         out = torch.ops.mkldnn._linear_pointwise.binary(h, xpart, w_h, b, "add")
@@ -127,14 +103,14 @@ def _mlp_forward(
         if 0 < i == skip + 1:  # this layer sees cat([x, h]): split its weight instead
             h = _skip_linear_relu(x, h, w, b, in_pos)
         else:
-            h = _linear(h, w, b, relu=True)
+            h = layers.fused_linear(h, w, b, relu=True)
         if keep:
             saved.append(h)
     k = 2 * depth
     if use_viewdirs:
         wa, ba, wf, bf, wvf, wr, br = params[k : k + 7]
         sigma = torch.addmm(ba, h, wa.t())
-        feat = _linear(h, wf, bf, relu=False)
+        feat = layers.fused_linear(h, wf, bf, relu=False)
         del h
         v = torch.mm(feat, wvf.t())  # [P, W/2]
         r = dterm.shape[0]

@@ -212,6 +212,119 @@ std::vector<torch::Tensor> march(torch::Tensor origins, torch::Tensor dirs, torc
   });
   return {ray_idx, ts, coords};
 }
+
+// Inference: `march`, the density lookup and compositing fused per ray, with early termination.
+// Samples as in `march`; sigma = softplus(trilinear(density) + shift) * sigma_scale (torch's
+// softplus: identity above 20); alpha = 1 - exp(-sigma delta); T = exp(-sum of earlier
+// sigma delta); w = T alpha. A ray stops once T < t_stop. Returns acc [R], sum of w t [R], and the
+// packed samples with w > weight_thr: ray_indices int64 [S], coords [S, 3], weights [S]; and the
+// number of samples whose density was evaluated (int64 scalar).
+std::vector<torch::Tensor> march_composite(
+    torch::Tensor origins, torch::Tensor dirs, torch::Tensor t_min, torch::Tensor t_max,
+    torch::Tensor step, torch::Tensor jitter, torch::Tensor occupancy, bool use_mask,
+    torch::Tensor lo, torch::Tensor hi, int64_t max_samples, torch::Tensor density,
+    double shift, double sigma_scale, double delta, double weight_thr, double t_stop) {
+  TORCH_CHECK(density.dim() == 4 && density.size(3) == 1 && density.is_contiguous() &&
+              density.scalar_type() == torch::kFloat);
+  const int64_t R = origins.size(0);
+  const float* o = origins.data_ptr<float>();
+  const float* d = dirs.data_ptr<float>();
+  const float* t0 = t_min.data_ptr<float>();
+  const float* t1 = t_max.data_ptr<float>();
+  const float* st = step.data_ptr<float>();
+  const float* jt = jitter.data_ptr<float>();
+  const bool* occ = use_mask ? occupancy.data_ptr<bool>() : nullptr;
+  const float* g = density.data_ptr<float>();
+  const int64_t X = density.size(0), Y = density.size(1), Z = density.size(2);
+  TORCH_CHECK(occupancy.size(0) == X && occupancy.size(1) == Y && occupancy.size(2) == Z);
+  const float size[3] = {(float)(X - 1), (float)(Y - 1), (float)(Z - 1)};
+  const int64_t dims[3] = {X, Y, Z};
+  float l[3], ext[3];
+  for (int a = 0; a < 3; ++a) {
+    l[a] = lo.data_ptr<float>()[a];
+    ext[a] = hi.data_ptr<float>()[a] - l[a];
+  }
+  auto acc_t = torch::zeros({R}, origins.options());
+  auto wt_t = torch::zeros({R}, origins.options());
+  float* acc = acc_t.data_ptr<float>();
+  float* wts = wt_t.data_ptr<float>();
+  const int64_t block = 512;
+  const int64_t nb = (R + block - 1) / block;
+  std::vector<std::vector<int64_t>> b_ray(nb);
+  std::vector<std::vector<float>> b_val(nb);  // per kept sample: c0 c1 c2 w
+  std::vector<int64_t> b_evals(nb, 0);  // density evaluations per block
+  at::parallel_for(0, nb, 1, [&](int64_t bb, int64_t be) {
+    int64_t off[8]; float w8[8];
+    for (int64_t b = bb; b < be; ++b) {
+      auto& rays_out = b_ray[b];
+      auto& vals = b_val[b];
+      for (int64_t r = b * block; r < std::min(R, (b + 1) * block); ++r) {
+        float n = std::ceil((t1[r] - t0[r]) / st[r]);
+        n = std::min(std::max(n, 0.0f), (float)max_samples);
+        const int64_t nk = (int64_t)n;
+        double tau_sum = 0.0;
+        float a_sum = 0.0f, wt_sum = 0.0f;
+        for (int64_t k = 0; k < nk; ++k) {
+          const float t = t0[r] + ((float)k + jt[r]) * st[r];
+          if (!(t < t1[r])) continue;
+          float c[3];
+          int64_t v[3];
+          for (int a = 0; a < 3; ++a) {
+            const float p = o[3 * r + a] + t * d[3 * r + a];
+            c[a] = (p - l[a]) / ext[a] * size[a];
+            int64_t vi = (int64_t)std::nearbyint(c[a]);
+            v[a] = std::min(std::max(vi, (int64_t)0), dims[a] - 1);
+          }
+          if (occ && !occ[(v[0] * Y + v[1]) * Z + v[2]]) continue;
+          ++b_evals[b];
+          corners(c, X, Y, Z, 1, off, w8);
+          float raw = 0.0f;
+          for (int q = 0; q < 8; ++q) raw += w8[q] * g[off[q]];
+          const double x = (double)raw + shift;
+          const double sigma = (x > 20.0 ? x : std::log1p(std::exp(x))) * sigma_scale;
+          const double tau = sigma * delta;
+          const float alpha = (float)(1.0 - std::exp(-tau));
+          const float trans = (float)std::exp(-tau_sum);
+          const float w = trans * alpha;
+          tau_sum += std::min(tau, 80.0);
+          a_sum += w;
+          wt_sum += w * t;
+          if (w > weight_thr) {
+            rays_out.push_back(r);
+            vals.push_back(c[0]); vals.push_back(c[1]); vals.push_back(c[2]); vals.push_back(w);
+          }
+          if (std::exp(-tau_sum) < t_stop) break;
+        }
+        acc[r] = a_sum;
+        wts[r] = wt_sum;
+      }
+    }
+  });
+  int64_t S = 0;
+  std::vector<int64_t> start(nb);
+  for (int64_t b = 0; b < nb; ++b) { start[b] = S; S += (int64_t)b_ray[b].size(); }
+  auto ray_idx = torch::empty({S}, torch::kLong);
+  auto coords = torch::empty({S, 3}, origins.options());
+  auto weights = torch::empty({S}, origins.options());
+  int64_t* ri = ray_idx.data_ptr<int64_t>();
+  float* cp = coords.data_ptr<float>();
+  float* wp = weights.data_ptr<float>();
+  at::parallel_for(0, nb, 1, [&](int64_t bb, int64_t be) {
+    for (int64_t b = bb; b < be; ++b) {
+      const int64_t s0 = start[b];
+      const auto& rr = b_ray[b];
+      const auto& vv = b_val[b];
+      for (size_t i = 0; i < rr.size(); ++i) {
+        ri[s0 + i] = rr[i];
+        cp[3 * (s0 + i)] = vv[4 * i]; cp[3 * (s0 + i) + 1] = vv[4 * i + 1];
+        cp[3 * (s0 + i) + 2] = vv[4 * i + 2]; wp[s0 + i] = vv[4 * i + 3];
+      }
+    }
+  });
+  int64_t evals = 0;
+  for (int64_t b = 0; b < nb; ++b) evals += b_evals[b];
+  return {acc_t, wt_t, ray_idx, coords, weights, torch::full({}, evals, torch::kLong)};
+}
 """
 
 _kernel_lock = threading.Lock()
@@ -237,9 +350,9 @@ def load_kernel() -> object | None:
             from torch.utils.cpp_extension import load_inline
 
             _kernel_module = load_inline(
-                name="nerfkit_grid_kernels_v3",
+                name="nerfkit_grid_kernels_v4",
                 cpp_sources=[_CPP_SOURCE],
-                functions=["trilinear_forward", "trilinear_backward", "march"],
+                functions=["trilinear_forward", "trilinear_backward", "march", "march_composite"],
                 # no FMA contraction: `march` must round exactly as `march_reference` does
                 extra_cflags=["-O3", "-fopenmp", "-march=native", "-ffp-contract=off"],
                 extra_ldflags=["-fopenmp"],
@@ -401,6 +514,72 @@ def march(
     return march_reference(
         origins, directions, t_min, t_max, step, jitter, occ, lo, hi, max_samples
     )
+
+
+def march_composite(
+    origins: Tensor,
+    directions: Tensor,
+    t_min: Tensor,
+    t_max: Tensor,
+    step: Tensor,
+    jitter: Tensor,
+    occupancy: Tensor,
+    use_mask: bool,
+    lo: Tensor,
+    hi: Tensor,
+    max_samples: int,
+    density: Tensor,
+    shift: float,
+    sigma_scale: float,
+    delta: float,
+    weight_threshold: float,
+    stop_transmittance: float,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor] | None:
+    """Inference: `march`, the density lookup and compositing fused per ray (C++ kernel only).
+
+    Samples as `march` gives them (mask applied when `use_mask`); at each, sigma =
+    softplus(trilinear(density) + shift) * sigma_scale, alpha = 1 - exp(-sigma delta),
+    w = T alpha with T the transmittance before the sample (`render_weights_packed`). A ray stops
+    once T < `stop_transmittance` (early termination: the samples skipped carry less than that
+    weight in total).
+
+    Args:
+        origins, directions: [R, 3]; t_min, t_max, step, jitter: [R]; occupancy: [X, Y, Z] bool;
+        lo, hi: [3]; density: [X, Y, Z, 1] raw density at the vertices (same grid as occupancy).
+    Returns:
+        (acc [R] = sum w, wt [R] = sum w t, ray_indices [S], coords [S, 3], weights [S] for the
+        samples with w > weight_threshold, number of density evaluations (int64 scalar)); None
+        where the kernel is unavailable (not CPU
+        float32, or not built): use the unfused path then.
+    """
+    if not (
+        origins.device.type == "cpu"
+        and origins.dtype == torch.float32
+        and density.dtype == torch.float32
+        and load_kernel() is not None
+    ):
+        return None
+    kern = load_kernel()
+    out = kern.march_composite(  # type: ignore[union-attr]
+        origins.contiguous(),
+        directions.contiguous(),
+        t_min.contiguous(),
+        t_max.contiguous(),
+        step.contiguous(),
+        jitter.contiguous(),
+        occupancy.contiguous(),
+        use_mask,
+        lo.contiguous(),
+        hi.contiguous(),
+        max_samples,
+        density.detach().contiguous(),
+        float(shift),
+        float(sigma_scale),
+        float(delta),
+        float(weight_threshold),
+        float(stop_transmittance),
+    )
+    return tuple(out)  # type: ignore[return-value]
 
 
 def grid_shape_for(extent: Tensor, num_voxels: int) -> tuple[int, int, int]:

@@ -1,0 +1,153 @@
+"""Dense-grid maths (nerfkit.render.grid): interpolation against the trilinear formula, the fused
+C++ kernels against the pure-PyTorch reference, marching, resampling and the slab test."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from nerfkit.render.grid import (
+    _TrilinearFn,
+    load_kernel,
+    march,
+    march_reference,
+    ray_aabb,
+    resample_grid,
+    trilinear,
+    trilinear_reference,
+)
+
+
+def direct_trilinear(grid: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """The textbook formula, one point at a time, in float64."""
+    x, y, z = p.tolist()
+    gx, gy, gz = grid.shape[:3]
+    x, y, z = min(max(x, 0), gx - 1), min(max(y, 0), gy - 1), min(max(z, 0), gz - 1)
+    i, j, k = (
+        min(int(math.floor(x)), gx - 2),
+        min(int(math.floor(y)), gy - 2),
+        min(int(math.floor(z)), gz - 2),
+    )
+    out = torch.zeros(grid.shape[3], dtype=torch.float64)
+    for a, b, c in itertools.product((0, 1), repeat=3):
+        w = (1 - abs(x - (i + a))) * (1 - abs(y - (j + b))) * (1 - abs(z - (k + c)))
+        out += w * grid[i + a, j + b, k + c].double()
+    return out
+
+
+def test_reference_matches_trilinear_formula():
+    g = torch.Generator().manual_seed(0)
+    grid = torch.randn(5, 4, 3, 2, generator=g)
+    # inside, on vertices and faces, and outside (clamped to the border)
+    pts = torch.cat(
+        [
+            torch.rand(40, 3, generator=g) * torch.tensor([4.0, 3.0, 2.0]),
+            torch.tensor([[0.0, 0.0, 0.0], [4.0, 3.0, 2.0], [2.0, 1.0, 1.0], [4.0, 0.5, 2.0]]),
+            torch.tensor([[-1.0, 5.0, 0.5], [9.0, -2.0, 7.0]]),
+        ]
+    )
+    out = trilinear_reference(grid, pts)
+    ref = torch.stack([direct_trilinear(grid, p) for p in pts])
+    torch.testing.assert_close(out.double(), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_reference_reproduces_a_linear_function_exactly():
+    # trilinear interpolation is exact for f(x, y, z) = a x + b y + c z + d
+    ax = [torch.arange(n, dtype=torch.float64) for n in (6, 7, 8)]
+    v = torch.stack(torch.meshgrid(*ax, indexing="ij"), -1)
+    f = (v * torch.tensor([0.3, -1.2, 2.0], dtype=torch.float64)).sum(-1, keepdim=True) + 0.7
+    p = torch.rand(100, 3, dtype=torch.float64) * torch.tensor([5.0, 6.0, 7.0], dtype=torch.float64)
+    want = (p * torch.tensor([0.3, -1.2, 2.0], dtype=torch.float64)).sum(-1, keepdim=True) + 0.7
+    torch.testing.assert_close(trilinear_reference(f, p), want)
+
+
+needs_kernel = pytest.mark.skipif(
+    load_kernel() is None, reason="the fused C++ kernel could not be built here"
+)
+
+
+@needs_kernel
+@pytest.mark.parametrize("shape", [(9, 7, 5, 12), (2, 2, 2, 1), (3, 6, 2, 3)])
+def test_fused_kernel_matches_reference(shape):
+    g = torch.Generator().manual_seed(1)
+    grid = torch.randn(*shape, generator=g)
+    lim = torch.tensor(shape[:3], dtype=torch.float32)
+    pts = torch.rand(5000, 3, generator=g) * (lim + 1.0) - 0.5  # some outside: clamped
+    g1 = grid.clone().requires_grad_(True)
+    g2 = grid.clone().requires_grad_(True)
+    a = _TrilinearFn.apply(g1, pts)
+    b = trilinear_reference(g2, pts)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    up = torch.randn(a.shape, generator=g)
+    (a * up).sum().backward()
+    (b * up).sum().backward()
+    torch.testing.assert_close(g1.grad, g2.grad, atol=1e-4, rtol=1e-4)
+
+
+@needs_kernel
+@pytest.mark.parametrize("use_mask", [False, True])
+def test_fused_march_matches_reference(use_mask):
+    g = torch.Generator().manual_seed(2)
+    r = 300
+    o = torch.randn(r, 3, generator=g) * 0.3 + torch.tensor([0.0, 0.0, 4.0])
+    d = torch.randn(r, 3, generator=g) * 0.3 + torch.tensor([0.0, 0.0, -1.0])
+    d = d / d.norm(dim=-1, keepdim=True)
+    lo, hi = torch.tensor([-1.5, -1.0, -1.2]), torch.tensor([1.5, 1.2, 1.0])
+    t0, t1 = ray_aabb(o, d, lo, hi)
+    t0 = t0.clamp(min=2.0)
+    step = torch.rand(r, generator=g) * 0.05 + 0.01
+    jitter = torch.rand(r, generator=g)
+    occ = torch.rand(20, 17, 15, generator=g) > 0.6
+    a = march(o, d, t0, t1, step, jitter, occ, use_mask, lo, hi, 64)
+    b = march(o, d, t0, t1, step, jitter, occ, use_mask, lo, hi, 64, kernel="torch")
+    assert a[0].numel() > 0
+    assert torch.equal(a[0], b[0])
+    torch.testing.assert_close(a[1], b[1])
+    torch.testing.assert_close(a[2], b[2])
+
+
+def test_march_reference_samples():
+    # one ray along +x through [-1, 1]^3 from t=1 to t=3, step 0.5, jitter 0.4: samples at
+    # x = -0.8, -0.3, 0.2, 0.7, i.e. vertex coordinates 0.4, 1.4, 2.4, 3.4 (5 vertices)
+    o, d = torch.tensor([[-2.0, 0.0, 0.0]]), torch.tensor([[1.0, 0.0, 0.0]])
+    lo, hi = -torch.ones(3), torch.ones(3)
+    occ = torch.ones(5, 5, 5, dtype=torch.bool)
+    occ[2:] = False  # vertices x >= 0 are empty: the last two samples go
+    one = torch.ones(1)
+    ri, t, c = march_reference(o, d, one, 3 * one, 0.5 * one, 0.4 * one, occ, lo, hi, 100)
+    torch.testing.assert_close(t, torch.tensor([1.2, 1.7]))
+    torch.testing.assert_close(c[:, 0], torch.tensor([0.4, 1.4]))
+    assert ri.tolist() == [0, 0]
+
+
+def test_torch_path_is_used_when_asked():
+    grid = torch.randn(3, 3, 3, 2)
+    pts = torch.rand(10, 3) * 2
+    torch.testing.assert_close(trilinear(grid, pts, "torch"), trilinear_reference(grid, pts))
+
+
+def test_resample_grid_identity_and_linear():
+    ax = [torch.linspace(-1, 1, n) for n in (5, 6, 7)]
+    v = torch.stack(torch.meshgrid(*ax, indexing="ij"), -1)
+    f = (v * torch.tensor([1.0, 2.0, -3.0])).sum(-1, keepdim=True)
+    lo, hi = -torch.ones(3), torch.ones(3)
+    torch.testing.assert_close(resample_grid(f, lo, hi, lo, hi, (5, 6, 7)), f)
+    # a linear field resampled onto a sub-box at another resolution stays exact
+    nlo, nhi = torch.tensor([-0.5, 0.0, -0.2]), torch.tensor([0.5, 0.9, 0.8])
+    out = resample_grid(f, lo, hi, nlo, nhi, (4, 9, 3))
+    ax2 = [torch.linspace(float(nlo[k]), float(nhi[k]), n) for k, n in enumerate((4, 9, 3))]
+    v2 = torch.stack(torch.meshgrid(*ax2, indexing="ij"), -1)
+    want = (v2 * torch.tensor([1.0, 2.0, -3.0])).sum(-1, keepdim=True)
+    torch.testing.assert_close(out, want, atol=1e-5, rtol=1e-5)
+
+
+def test_ray_aabb():
+    o = torch.tensor([[-5.0, 0.0, 0.0], [0.0, 0.0, 0.0], [-5.0, 3.0, 0.0]])
+    d = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+    t0, t1 = ray_aabb(o, d, -torch.ones(3), torch.ones(3))
+    torch.testing.assert_close(t0[:2], torch.tensor([4.0, -1.0]))
+    torch.testing.assert_close(t1[:2], torch.tensor([6.0, 1.0]))
+    assert t1[2] <= t0[2]  # misses
