@@ -16,6 +16,14 @@ are packed (flat list + ray index, as nerfacc) and volume-rendered with
 `nerfkit.render.volume.render_weights_packed`. Colour is evaluated only where the compositing
 weight exceeds `weight_threshold` (early ray termination and pruning of faint samples).
 
+Rendering without gradients (eval, render, the viewer) takes a fused path: one C++ pass per ray
+marches, looks up the density, composites and stops once the transmittance is below
+`stop_transmittance` (early termination), and hands the colour MLP only the samples whose weight
+exceeds `weight_threshold`, in cache-sized blocks (`render/grid.py:march_composite`).
+
+NDC (forward-facing) scenes get grids with more vertices across the image than in depth
+(`ndc_axis_density`), since NDC x and y map linearly to image pixels.
+
 Training: the grids start at `num_voxels_final / 2**len(upsample_steps)` voxels and double in
 count at each of `upsample_steps` (the trainer rebuilds the optimiser when `step_callback`
 returns True); at `fit_box_step` the grids are resampled onto the bounding box of what is
