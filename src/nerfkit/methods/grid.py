@@ -212,6 +212,20 @@ class GridMethod(Method):
         return F.softplus(raw + self.shift) * self.sigma_scale
 
     # -- sampling -----------------------------------------------------------------------------
+    def _march_args(self, rays: Rays, perturb: bool) -> tuple[tuple, float]:
+        """The arguments of `march` / `march_composite` up to `max_samples` (rays clipped to the
+        grid box and [near, far], steps of `step_ratio` voxels, jittered or centred), and the
+        step length in world units."""
+        o, d = rays.origins, rays.directions
+        t_min, t_max = ray_aabb(o, d, self.lo, self.hi)
+        t_min = torch.maximum(t_min, rays.near)
+        t_max = torch.minimum(t_max, rays.far)
+        step_world = self.config.step_ratio * self.voxel_size
+        step_t = step_world / d.norm(dim=-1)  # [R] step in units of t
+        jitter = torch.rand_like(t_min) if perturb else torch.full_like(t_min, 0.5)
+        args = (o, d, t_min, t_max, step_t, jitter, self.occupancy, self.use_mask, self.lo, self.hi)
+        return (*args, self.config.max_samples_per_ray), step_world
+
     def sample_rays(self, rays: Rays, perturb: bool) -> dict[str, Tensor]:
         """Packed samples every `step_ratio` voxels inside the grid box, empty space skipped.
 
@@ -219,33 +233,8 @@ class GridMethod(Method):
             dict with ray_indices [P] (non-decreasing), t [P], coords [P, 3] (vertex units),
             deltas [P] (world lengths).
         """
-        o, d = rays.origins, rays.directions
-        dev = o.device
-        t_min, t_max = ray_aabb(o, d, self.lo, self.hi)
-        t_min = torch.maximum(t_min, rays.near)
-        t_max = torch.minimum(t_max, rays.far)
-        dnorm = d.norm(dim=-1)
-        step_world = self.config.step_ratio * self.voxel_size
-        step_t = step_world / dnorm  # [R] step in units of t
-        r = o.shape[0]
-        if perturb:
-            jitter = torch.rand(r, device=dev, dtype=o.dtype)
-        else:
-            jitter = torch.full((r,), 0.5, device=dev, dtype=o.dtype)
-        ray_idx, t, coords = march(
-            o,
-            d,
-            t_min,
-            t_max,
-            step_t,
-            jitter,
-            self.occupancy,
-            self.use_mask,
-            self.lo,
-            self.hi,
-            self.config.max_samples_per_ray,
-            self.config.kernel,
-        )
+        args, step_world = self._march_args(rays, perturb)
+        ray_idx, t, coords = march(*args, self.config.kernel)
         deltas = torch.full_like(t, step_world)
         return {"ray_indices": ray_idx, "t": t, "coords": coords, "deltas": deltas}
 
@@ -289,26 +278,10 @@ class GridMethod(Method):
         pass with early termination); colour only for the samples it returns. The same image as
         the unfused path up to `stop_transmittance`. None where the kernel is unavailable."""
         c = self.config
-        o, d = rays.origins, rays.directions
-        t_min, t_max = ray_aabb(o, d, self.lo, self.hi)
-        t_min = torch.maximum(t_min, rays.near)
-        t_max = torch.minimum(t_max, rays.far)
-        step_world = c.step_ratio * self.voxel_size
-        step_t = step_world / d.norm(dim=-1)
-        jitter = torch.full_like(t_min, 0.5)
+        args, step_world = self._march_args(rays, perturb=False)
         thr = c.weight_threshold if bool(self.mlp_on) else 0.0
         res = march_composite(
-            o,
-            d,
-            t_min,
-            t_max,
-            step_t,
-            jitter,
-            self.occupancy,
-            self.use_mask,
-            self.lo,
-            self.hi,
-            c.max_samples_per_ray,
+            *args,
             self.density,
             self.shift,
             self.sigma_scale,

@@ -19,18 +19,6 @@ FUSED_LINEAR = _has_fused_linear()
 """Whether oneDNN's linear with fused post-ops is available (CPU builds with oneDNN)."""
 
 
-def _has_fused_linear() -> bool:
-    try:
-        return torch.backends.mkldnn.is_available() and hasattr(
-            torch.ops.mkldnn, "_linear_pointwise"
-        )
-    except (AttributeError, RuntimeError):  # pragma: no cover - builds without oneDNN
-        return False
-
-
-FUSED_LINEAR = _has_fused_linear()
-
-
 def fused_linear(h: Tensor, w: Tensor, b: Tensor, relu: bool) -> Tensor:
     """relu?(h @ w.T + b) in one kernel where possible.
 

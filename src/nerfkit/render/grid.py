@@ -140,6 +140,49 @@ torch::Tensor trilinear_backward(torch::Tensor grad_out, torch::Tensor coords,
   return grad;
 }
 
+// Samples t = t_min + (k + jitter) * step (k = 0, 1, ...) along ray r while t < t_max (at most
+// max_samples), kept where the grid vertex nearest to them is occupied (no mask: all). Same float
+// operations as `march_reference`. Shared by `march` and `march_composite`.
+struct Marcher {
+  const float *o, *d, *t0, *t1, *st, *jt;
+  const bool* occ;
+  int64_t X, Y, Z, max_samples;
+  float size[3], l[3], ext[3];
+  Marcher(torch::Tensor origins, torch::Tensor dirs, torch::Tensor t_min, torch::Tensor t_max,
+          torch::Tensor step, torch::Tensor jitter, torch::Tensor occupancy, bool use_mask,
+          torch::Tensor lo, torch::Tensor hi, int64_t max_samples_)
+      : o(origins.data_ptr<float>()), d(dirs.data_ptr<float>()), t0(t_min.data_ptr<float>()),
+        t1(t_max.data_ptr<float>()), st(step.data_ptr<float>()), jt(jitter.data_ptr<float>()),
+        occ(use_mask ? occupancy.data_ptr<bool>() : nullptr), X(occupancy.size(0)),
+        Y(occupancy.size(1)), Z(occupancy.size(2)), max_samples(max_samples_) {
+    const int64_t dims[3] = {X, Y, Z};
+    for (int a = 0; a < 3; ++a) {
+      size[a] = (float)(dims[a] - 1);
+      l[a] = lo.data_ptr<float>()[a];
+      ext[a] = hi.data_ptr<float>()[a] - l[a];
+    }
+  }
+  // Candidate samples of ray r (some may be rejected by `sample`).
+  int64_t candidates(int64_t r) const {
+    float n = std::ceil((t1[r] - t0[r]) / st[r]);
+    return (int64_t)std::min(std::max(n, 0.0f), (float)max_samples);
+  }
+  // Candidate k of ray r: its t and vertex coordinates c; false if beyond t_max or unoccupied.
+  bool sample(int64_t r, int64_t k, float& t, float* c) const {
+    t = t0[r] + ((float)k + jt[r]) * st[r];
+    if (!(t < t1[r])) return false;
+    const int64_t dims[3] = {X, Y, Z};
+    int64_t v[3];
+    for (int a = 0; a < 3; ++a) {
+      const float p = o[3 * r + a] + t * d[3 * r + a];
+      c[a] = (p - l[a]) / ext[a] * size[a];
+      int64_t vi = (int64_t)std::nearbyint(c[a]);
+      v[a] = std::min(std::max(vi, (int64_t)0), dims[a] - 1);
+    }
+    return !occ || occ[(v[0] * Y + v[1]) * Z + v[2]];
+  }
+};
+
 // Packed samples t = t_min + (k + jitter) * step (k = 0, 1, ...) while t < t_max (at most
 // max_samples per ray), keeping those whose nearest grid vertex is occupied (no mask: all).
 // Same float operations as `march_reference`. Returns (ray_indices int64 [P], t [P], coords [P,3]).
@@ -148,47 +191,21 @@ std::vector<torch::Tensor> march(torch::Tensor origins, torch::Tensor dirs, torc
                                  torch::Tensor occupancy, bool use_mask, torch::Tensor lo,
                                  torch::Tensor hi, int64_t max_samples) {
   const int64_t R = origins.size(0);
-  const float* o = origins.data_ptr<float>();
-  const float* d = dirs.data_ptr<float>();
-  const float* t0 = t_min.data_ptr<float>();
-  const float* t1 = t_max.data_ptr<float>();
-  const float* st = step.data_ptr<float>();
-  const float* jt = jitter.data_ptr<float>();
-  const bool* occ = use_mask ? occupancy.data_ptr<bool>() : nullptr;
-  const int64_t X = occupancy.size(0), Y = occupancy.size(1), Z = occupancy.size(2);
-  const float size[3] = {(float)(X - 1), (float)(Y - 1), (float)(Z - 1)};
-  const int64_t dims[3] = {X, Y, Z};
-  float l[3], ext[3];
-  for (int a = 0; a < 3; ++a) {
-    l[a] = lo.data_ptr<float>()[a];
-    ext[a] = hi.data_ptr<float>()[a] - l[a];
-  }
+  const Marcher m(origins, dirs, t_min, t_max, step, jitter, occupancy, use_mask, lo, hi,
+                  max_samples);
   auto visit = [&](int64_t r, auto&& emit) {
-    float n = std::ceil((t1[r] - t0[r]) / st[r]);
-    n = std::min(std::max(n, 0.0f), (float)max_samples);
-    const int64_t nk = (int64_t)n;
-    for (int64_t k = 0; k < nk; ++k) {
-      const float t = t0[r] + ((float)k + jt[r]) * st[r];
-      if (!(t < t1[r])) continue;
-      float c[3];
-      int64_t v[3];
-      for (int a = 0; a < 3; ++a) {
-        const float p = o[3 * r + a] + t * d[3 * r + a];
-        c[a] = (p - l[a]) / ext[a] * size[a];
-        int64_t vi = (int64_t)std::nearbyint(c[a]);
-        v[a] = std::min(std::max(vi, (int64_t)0), dims[a] - 1);
-      }
-      if (occ && !occ[(v[0] * Y + v[1]) * Z + v[2]]) continue;
-      emit(t, c);
-    }
+    const int64_t nk = m.candidates(r);
+    float t, c[3];
+    for (int64_t k = 0; k < nk; ++k)
+      if (m.sample(r, k, t, c)) emit(t, c);
   };
   auto counts = torch::zeros({R}, torch::kLong);
   int64_t* cnt = counts.data_ptr<int64_t>();
   at::parallel_for(0, R, 256, [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
-      int64_t m = 0;
-      visit(r, [&](float, const float*) { ++m; });
-      cnt[r] = m;
+      int64_t kept = 0;
+      visit(r, [&](float, const float*) { ++kept; });
+      cnt[r] = kept;
     }
   });
   auto offsets = counts.cumsum(0) - counts;
@@ -227,23 +244,11 @@ std::vector<torch::Tensor> march_composite(
   TORCH_CHECK(density.dim() == 4 && density.size(3) == 1 && density.is_contiguous() &&
               density.scalar_type() == torch::kFloat);
   const int64_t R = origins.size(0);
-  const float* o = origins.data_ptr<float>();
-  const float* d = dirs.data_ptr<float>();
-  const float* t0 = t_min.data_ptr<float>();
-  const float* t1 = t_max.data_ptr<float>();
-  const float* st = step.data_ptr<float>();
-  const float* jt = jitter.data_ptr<float>();
-  const bool* occ = use_mask ? occupancy.data_ptr<bool>() : nullptr;
+  const Marcher m(origins, dirs, t_min, t_max, step, jitter, occupancy, use_mask, lo, hi,
+                  max_samples);
   const float* g = density.data_ptr<float>();
   const int64_t X = density.size(0), Y = density.size(1), Z = density.size(2);
   TORCH_CHECK(occupancy.size(0) == X && occupancy.size(1) == Y && occupancy.size(2) == Z);
-  const float size[3] = {(float)(X - 1), (float)(Y - 1), (float)(Z - 1)};
-  const int64_t dims[3] = {X, Y, Z};
-  float l[3], ext[3];
-  for (int a = 0; a < 3; ++a) {
-    l[a] = lo.data_ptr<float>()[a];
-    ext[a] = hi.data_ptr<float>()[a] - l[a];
-  }
   auto acc_t = torch::zeros({R}, origins.options());
   auto wt_t = torch::zeros({R}, origins.options());
   float* acc = acc_t.data_ptr<float>();
@@ -259,23 +264,12 @@ std::vector<torch::Tensor> march_composite(
       auto& rays_out = b_ray[b];
       auto& vals = b_val[b];
       for (int64_t r = b * block; r < std::min(R, (b + 1) * block); ++r) {
-        float n = std::ceil((t1[r] - t0[r]) / st[r]);
-        n = std::min(std::max(n, 0.0f), (float)max_samples);
-        const int64_t nk = (int64_t)n;
+        const int64_t nk = m.candidates(r);
         double tau_sum = 0.0;
         float a_sum = 0.0f, wt_sum = 0.0f;
         for (int64_t k = 0; k < nk; ++k) {
-          const float t = t0[r] + ((float)k + jt[r]) * st[r];
-          if (!(t < t1[r])) continue;
-          float c[3];
-          int64_t v[3];
-          for (int a = 0; a < 3; ++a) {
-            const float p = o[3 * r + a] + t * d[3 * r + a];
-            c[a] = (p - l[a]) / ext[a] * size[a];
-            int64_t vi = (int64_t)std::nearbyint(c[a]);
-            v[a] = std::min(std::max(vi, (int64_t)0), dims[a] - 1);
-          }
-          if (occ && !occ[(v[0] * Y + v[1]) * Z + v[2]]) continue;
+          float t, c[3];
+          if (!m.sample(r, k, t, c)) continue;
           ++b_evals[b];
           corners(c, X, Y, Z, 1, off, w8);
           float raw = 0.0f;
@@ -350,7 +344,7 @@ def load_kernel() -> object | None:
             from torch.utils.cpp_extension import load_inline
 
             _kernel_module = load_inline(
-                name="nerfkit_grid_kernels_v4",
+                name="nerfkit_grid_kernels_v5",
                 cpp_sources=[_CPP_SOURCE],
                 functions=["trilinear_forward", "trilinear_backward", "march", "march_composite"],
                 # no FMA contraction: `march` must round exactly as `march_reference` does
