@@ -30,12 +30,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from quality_vs_time import evaluate  # the same test-view evaluation (benchmarks/ is on sys.path)
 from torch import Tensor, nn
 
 from nerfkit.config import TrainConfig
 from nerfkit.data import load_scene
 from nerfkit.data.scene import SceneMeta
-from nerfkit.evaluate import image_metrics, render_image
 from nerfkit.methods.base import RenderOutput
 from nerfkit.methods.grid import GridConfig, GridMethod
 from nerfkit.perf import configure_allocator
@@ -152,22 +152,6 @@ class VMGridMethod(GridMethod):
         ]
 
 
-def evaluate(method: GridMethod, test, views: list[int], meta: SceneMeta) -> dict:  # noqa: ANN001
-    psnrs, ssims, times = [], [], []
-    for k in views:
-        t0 = time.perf_counter()
-        out = render_image(method, test.cameras, k, meta.near, meta.far, meta.ndc)
-        times.append(time.perf_counter() - t0)
-        m = image_metrics(out["rgb"], test.images[k])
-        psnrs.append(m["psnr"])
-        ssims.append(m["ssim"])
-    return {
-        "psnr": sum(psnrs) / len(psnrs),
-        "ssim": sum(ssims) / len(ssims),
-        "render_s": sorted(times)[len(times) // 2],
-    }
-
-
 def run_variant(name: str, args: argparse.Namespace, scene, test_scene) -> dict:  # noqa: ANN001
     cfg = TrainConfig(
         data=args.data,
@@ -193,7 +177,7 @@ def run_variant(name: str, args: argparse.Namespace, scene, test_scene) -> dict:
             print(f"{name} step {trainer.step} t={trainer.elapsed:.0f}s psnr {info['psnr']:.2f}")
     test = test_scene.split("test")
     views = list(range(min(args.test_views, len(test))))
-    res = evaluate(trainer.method, test, views, test_scene.meta)
+    res = evaluate(trainer.method, test, views, test_scene.meta)  # quality_vs_time's
     return {
         "variant": name,
         "steps": trainer.step,
@@ -246,7 +230,7 @@ def main() -> None:
         lines.append(
             f"| {r['variant']} | {args.minutes:g} | {r['steps']} | {r['s_per_step']:.3f} | "
             f"{r['samples_per_ray']:.1f} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
-            f"{r['render_s']:.2f} |"
+            f"{r['render_s_median']:.2f} |"
         )
     with open(ROOT / "BENCHMARKS.md", "a", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")

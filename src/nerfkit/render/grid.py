@@ -364,6 +364,18 @@ def load_kernel() -> object | None:
     return _kernel_module
 
 
+def _cpu_kernel(*tensors: Tensor) -> object | None:
+    """The fused kernel module when every tensor given is a CPU float32 tensor and it builds."""
+    if all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors):
+        return load_kernel()
+    return None
+
+
+def _contiguous(*args: object) -> list:
+    """The arguments with each tensor made contiguous (what the C++ kernels index)."""
+    return [a.contiguous() if isinstance(a, Tensor) else a for a in args]
+
+
 class _TrilinearFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, grid: Tensor, coords: Tensor) -> Tensor:  # noqa: ANN001
@@ -389,13 +401,7 @@ def trilinear(grid: Tensor, coords: Tensor, kernel: str = "auto") -> Tensor:
     Returns:
         [P, C]
     """
-    if (
-        kernel == "auto"
-        and grid.device.type == "cpu"
-        and grid.dtype == torch.float32
-        and coords.dtype == torch.float32
-        and load_kernel() is not None
-    ):
+    if kernel == "auto" and _cpu_kernel(grid, coords) is not None:
         return _TrilinearFn.apply(grid.contiguous(), coords.contiguous())
     return trilinear_reference(grid, coords)
 
@@ -483,26 +489,10 @@ def march(
     kernel: str = "auto",
 ) -> tuple[Tensor, Tensor, Tensor]:
     """`march_reference` (mask applied only when `use_mask`), fused for CPU float32 tensors."""
-    if (
-        kernel == "auto"
-        and origins.device.type == "cpu"
-        and origins.dtype == torch.float32
-        and load_kernel() is not None
-    ):
-        kern = load_kernel()
-        ri, t, c = kern.march(  # type: ignore[union-attr]
-            origins.contiguous(),
-            directions.contiguous(),
-            t_min.contiguous(),
-            t_max.contiguous(),
-            step.contiguous(),
-            jitter.contiguous(),
-            occupancy.contiguous(),
-            use_mask,
-            lo.contiguous(),
-            hi.contiguous(),
-            max_samples,
-        )
+    kern = _cpu_kernel(origins) if kernel == "auto" else None
+    if kern is not None:
+        args = (origins, directions, t_min, t_max, step, jitter, occupancy, use_mask, lo, hi)
+        ri, t, c = kern.march(*_contiguous(*args), max_samples)  # type: ignore[attr-defined]
         return ri, t, c
     occ = occupancy if use_mask else torch.ones_like(occupancy)
     return march_reference(
@@ -543,35 +533,15 @@ def march_composite(
     Returns:
         (acc [R] = sum w, wt [R] = sum w t, ray_indices [S], coords [S, 3], weights [S] for the
         samples with w > weight_threshold, number of density evaluations (int64 scalar)); None
-        where the kernel is unavailable (not CPU
-        float32, or not built): use the unfused path then.
+        where the kernel is unavailable (not CPU float32, or not built): use the unfused path.
     """
-    if not (
-        origins.device.type == "cpu"
-        and origins.dtype == torch.float32
-        and density.dtype == torch.float32
-        and load_kernel() is not None
-    ):
+    kern = _cpu_kernel(origins, density)
+    if kern is None:
         return None
-    kern = load_kernel()
-    out = kern.march_composite(  # type: ignore[union-attr]
-        origins.contiguous(),
-        directions.contiguous(),
-        t_min.contiguous(),
-        t_max.contiguous(),
-        step.contiguous(),
-        jitter.contiguous(),
-        occupancy.contiguous(),
-        use_mask,
-        lo.contiguous(),
-        hi.contiguous(),
-        max_samples,
-        density.detach().contiguous(),
-        float(shift),
-        float(sigma_scale),
-        float(delta),
-        float(weight_threshold),
-        float(stop_transmittance),
+    args = (origins, directions, t_min, t_max, step, jitter, occupancy, use_mask, lo, hi)
+    out = kern.march_composite(  # type: ignore[attr-defined]
+        *_contiguous(*args, max_samples, density.detach()),
+        *(float(v) for v in (shift, sigma_scale, delta, weight_threshold, stop_transmittance)),
     )
     return tuple(out)  # type: ignore[return-value]
 
