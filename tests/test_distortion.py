@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from nerfkit.cameras import Cameras, look_at
+from nerfkit.cameras import Cameras
 from nerfkit.distortion import distort_points, undistort_points
+from nerfkit.poses import look_at
 
 F64 = torch.float64
 # (k1, k2, k3, k4, p1, p2): a strong barrel lens with decentring, and a fisheye

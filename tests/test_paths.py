@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from nerfkit.cameras import look_at
-from nerfkit.paths import focus_point, orbit_path
+from nerfkit.paths import orbit_path
+from nerfkit.poses import focus_point, look_at
 
 
 def _hemisphere_cameras(center: torch.Tensor, radius: float, elev_deg: float) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Cameras and rays.
 
-Conventions (fixed, see DESIGN.md section 2): camera-to-world matrices in the OpenGL/Blender
+Conventions (fixed, see docs/conventions.md): camera-to-world matrices in the OpenGL/Blender
 frame (camera +x right, +y up, looking along -z); pixel (i, j) = (column, row) is sampled at its
 centre (i + 0.5, j + 0.5); ray directions are unit length (except in NDC); t is distance.
 """
@@ -171,23 +171,3 @@ class Cameras:
         cam = torch.full_like(px, k, dtype=torch.long)
         t = None if time is None else torch.full_like(px, time)
         return self.rays(cam, px, py, near, far, ndc=ndc, time=t)
-
-
-def look_at(eye: Tensor, target: Tensor, up: Tensor) -> Tensor:
-    """Camera-to-world [4, 4] (OpenGL frame) of a camera at `eye` looking at `target`.
-
-    Args:
-        eye, target, up: [3].
-    """
-    back = eye - target
-    back = back / back.norm()
-    right = torch.linalg.cross(up, back)
-    if right.norm() < 1e-8:  # looking along `up`: pick any perpendicular
-        axis = torch.zeros_like(back)
-        axis[int(back.abs().argmin())] = 1.0  # the world axis least parallel to `back`
-        right = torch.linalg.cross(axis, back)
-    right = right / right.norm()
-    true_up = torch.linalg.cross(back, right)
-    m = torch.eye(4, dtype=eye.dtype, device=eye.device)
-    m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = right, true_up, back, eye
-    return m

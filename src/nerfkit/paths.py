@@ -1,40 +1,15 @@
-"""Camera paths for videos: an orbit around object scenes, a spiral for forward-facing ones.
-
-The spiral is the reference NeRF/LLFF one, which lives beside the LLFF recentring it relies on.
-"""
+"""Render paths for videos: an orbit around object scenes, the reference NeRF spiral for
+forward-facing ones. The pose maths they build on lives in `nerfkit.poses`."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from nerfkit.cameras import look_at
-from nerfkit.data.llff import spiral_path
-
-__all__ = ["focus_point", "orbit_path", "spiral_path"]
-
-
-def _normalize(v: Tensor) -> Tensor:
-    return v / v.norm(dim=-1, keepdim=True).clamp(min=1e-12)
-
-
-def focus_point(c2w: Tensor) -> Tensor:
-    """The point closest (least squares) to all cameras' optical axes.
-
-    Args:
-        c2w: [N, 4, 4]. Returns: [3].
-    """
-    o = c2w[:, :3, 3].double()
-    d = _normalize(-c2w[:, :3, 2].double())  # cameras look along -z
-    eye = torch.eye(3, dtype=torch.float64)
-    proj = eye[None] - d[:, :, None] * d[:, None, :]  # [N, 3, 3]
-    a = proj.sum(0)
-    b = (proj @ o[:, :, None]).sum(0)[:, 0]
-    if torch.linalg.matrix_rank(a) < 3:
-        return o.mean(0).float()
-    return torch.linalg.solve(a, b).float()
+from nerfkit.poses import average_pose, focus_point, look_at, normalize, view_matrix
 
 
 def orbit_path(c2w: Tensor, n_frames: int = 120, elevation_deg: float | None = None) -> Tensor:
@@ -48,17 +23,17 @@ def orbit_path(c2w: Tensor, n_frames: int = 120, elevation_deg: float | None = N
     """
     c2w = c2w.float()
     center = focus_point(c2w)
-    up = _normalize(c2w[:, :3, 1].mean(0))
+    up = normalize(c2w[:, :3, 1].mean(0))
     offsets = c2w[:, :3, 3] - center
     radius = offsets.norm(dim=-1).mean()
     if elevation_deg is None:
-        sin_el = (_normalize(offsets) @ up).mean().clamp(-0.99, 0.99)
+        sin_el = (normalize(offsets) @ up).mean().clamp(-0.99, 0.99)
         elev = math.asin(float(sin_el))
     else:
         elev = math.radians(elevation_deg)
     # an orthonormal basis of the orbit plane, starting at the first camera's azimuth
     first = offsets[0] - (offsets[0] @ up) * up
-    e1 = _normalize(first if first.norm() > 1e-6 else torch.linalg.cross(up, c2w[0, :3, 0]))
+    e1 = normalize(first if first.norm() > 1e-6 else torch.linalg.cross(up, c2w[0, :3, 0]))
     e2 = torch.linalg.cross(up, e1)
     poses = []
     for k in range(n_frames):
@@ -66,3 +41,41 @@ def orbit_path(c2w: Tensor, n_frames: int = 120, elevation_deg: float | None = N
         dirn = math.cos(elev) * (math.cos(th) * e1 + math.sin(th) * e2) + math.sin(elev) * up
         poses.append(look_at(center + radius * dirn, center, up))
     return torch.stack(poses)
+
+
+def spiral_path(
+    c2w: np.ndarray | Tensor | list,
+    bounds: tuple[float, float] | list[float],
+    n_frames: int = 120,
+    n_rots: int = 2,
+    zrate: float = 0.5,
+) -> Tensor:
+    """The reference NeRF spiral render path for a (recentred, rescaled) forward-facing scene.
+
+    The cameras circle the average pose with radii the 90th percentile of |positions| and look at
+    a point at the "mean focus depth" 1 / (0.25 / (0.9 near) + 0.75 / (5 far)).
+
+    Args:
+        c2w: [N, 3|4, 4] training camera-to-world matrices (OpenGL frame).
+        bounds: scene-space (near, far) content depths, e.g. SceneMeta.bounds.
+        n_frames: number of poses; n_rots: turns of the spiral; zrate: turns of the depth wobble
+            per turn of the spiral.
+    Returns:
+        [n_frames, 4, 4] camera-to-world matrices, float32.
+    """
+    c2w = np.asarray(c2w, dtype=np.float64)
+    avg = average_pose(c2w)
+    up = normalize(c2w[:, :3, 1].sum(0))
+    close_depth, inf_depth = bounds[0] * 0.9, bounds[1] * 5.0
+    dt = 0.75
+    focus = 1.0 / ((1.0 - dt) / close_depth + dt / inf_depth)
+    rads = np.append(np.percentile(np.abs(c2w[:, :3, 3]), 90, 0), 1.0)
+    out = []
+    for theta in np.linspace(0.0, 2.0 * np.pi * n_rots, n_frames + 1)[:-1]:
+        local = np.array([np.cos(theta), -np.sin(theta), -np.sin(theta * zrate), 1.0]) * rads
+        c = avg @ local
+        z = normalize(c - avg @ np.array([0.0, 0.0, -focus, 1.0]))
+        m = np.eye(4)
+        m[:3, :4] = view_matrix(z, up, c)
+        out.append(m)
+    return torch.tensor(np.stack(out), dtype=torch.float32)

@@ -91,7 +91,7 @@ def write_png16(path: Path, arr: np.ndarray) -> None:
 
 
 def test_16bit_rgba_and_grey_alpha(tmp_path):
-    # Pillow decodes 16-bit colour PNGs at 8-bit precision: values are right to within 1/255
+    # (full 16-bit precision is checked in test_16bit_png_keeps_full_precision below)
     rgba = np.array([[[0, 65535, 30000, 65535], [1000, 20000, 65000, 0]]], np.uint16)
     write_png16(tmp_path / "a16.png", rgba)
     out = read_image(tmp_path / "a16.png")
@@ -140,3 +140,78 @@ def test_not_an_image(tmp_path):
 def test_missing_image(tmp_path):
     with pytest.raises(DataError, match=r"nope.png: image not found"):
         read_image(tmp_path / "nope.png")
+
+
+# --- 16-bit colour PNGs at full precision -------------------------------------------------------
+
+
+def write_png16_filtered(path: Path, arr: np.ndarray) -> None:
+    """A 16-bit PNG (grey+alpha, RGB or RGBA by channel count) whose rows use each of the five
+    PNG filters in turn (none, sub, up, average, Paeth), as real encoders mix them."""
+    h, w, c = arr.shape
+    colour_type = {2: 4, 3: 2, 4: 6}[c]
+    bpp = 2 * c
+    rows = [
+        np.frombuffer(arr[r].astype(">u2").tobytes(), np.uint8).astype(np.int64) for r in range(h)
+    ]
+    raw = b""
+    for r, x in enumerate(rows):
+        up = rows[r - 1] if r else np.zeros_like(x)
+        left = np.concatenate([np.zeros(bpp, np.int64), x[:-bpp]])
+        upleft = np.concatenate([np.zeros(bpp, np.int64), up[:-bpp]])
+        kind = r % 5
+        if kind == 4:
+            p = left + up - upleft
+            pa, pb, pc = abs(p - left), abs(p - up), abs(p - upleft)
+            pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, upleft))
+        else:
+            pred = [0 * x, left, up, (left + up) // 2][kind]
+        raw += bytes([kind]) + ((x - pred) % 256).astype(np.uint8).tobytes()
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(tag + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
+    path.write_bytes(png + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("channels", [3, 4, 2])
+def test_16bit_png_keeps_full_precision(tmp_path, channels):
+    # values that are not multiples of 257, so 8-bit precision cannot represent them
+    arr = np.random.default_rng(channels).integers(0, 65536, (7, 6, channels), dtype=np.uint16)
+    arr[arr % 257 == 0] += 1
+    arr[0, 0] = [1] * channels
+    arr[0, 1] = [65534] * channels
+    write_png16_filtered(tmp_path / "p16.png", arr)
+    out = read_image(tmp_path / "p16.png")
+    expect = arr / 65535.0
+    if channels == 2:  # grey+alpha becomes RGBA
+        expect = np.concatenate([np.repeat(expect[..., :1], 3, -1), expect[..., 1:]], -1)
+    assert out.shape == (7, 6, 3 if channels == 3 else 4) and out.dtype == np.float32
+    np.testing.assert_allclose(out, expect, atol=0.5 / 65535, rtol=0)
+
+
+def test_16bit_rgb_png_with_exif_rotation(tmp_path):
+    arr = np.arange(2 * 3 * 3, dtype=np.uint16).reshape(2, 3, 3) * 1001 + 7
+    write_png16(tmp_path / "r.png", arr)
+    exif = Image.new("RGB", (1, 1)).getexif()
+    exif[ORIENTATION] = 6
+    data = (tmp_path / "r.png").read_bytes()
+    body = exif.tobytes()[6:] if exif.tobytes().startswith(b"Exif\x00\x00") else exif.tobytes()
+    chunk = struct.pack(">I", len(body)) + b"eXIf" + body
+    chunk += struct.pack(">I", zlib.crc32(b"eXIf" + body) & 0xFFFFFFFF)
+    iend = data.rindex(b"IEND") - 4
+    (tmp_path / "r.png").write_bytes(data[:iend] + chunk + data[iend:])
+    out = read_image(tmp_path / "r.png")
+    np.testing.assert_allclose(out, DISPLAYED[6](arr) / 65535.0, atol=0.5 / 65535, rtol=0)
+
+
+def test_truncated_16bit_png(tmp_path):
+    arr = np.random.default_rng(0).integers(0, 65536, (32, 32, 3), dtype=np.uint16)
+    write_png16(tmp_path / "t.png", arr)
+    p = tmp_path / "t.png"
+    p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2])
+    with pytest.raises(DataError, match=r"t.png: unreadable or truncated image"):
+        read_image(p)

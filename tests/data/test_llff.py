@@ -12,8 +12,9 @@ import torch
 from PIL import Image
 
 from nerfkit.data import load_scene
-from nerfkit.data.llff import load_llff, spiral_path
+from nerfkit.data.llff import load_llff
 from nerfkit.errors import DataError
+from nerfkit.paths import spiral_path
 
 H, W, F = 48, 64, 50.0  # full-size image and focal stored in the npy
 N = 10
@@ -323,8 +324,8 @@ def test_real_flower_short_training_improves_test_psnr(flower, tmp_path):
     """A short NeRF run on flower (NDC rays) clearly improves PSNR on a held-out view."""
     from nerfkit.config import TrainConfig
     from nerfkit.data.io import downscale_image
-    from nerfkit.evaluate import image_metrics, render_image
     from nerfkit.methods.nerf import NeRFConfig
+    from nerfkit.metrics import image_metrics
     from nerfkit.train import Trainer
 
     cfg = TrainConfig(
@@ -339,8 +340,8 @@ def test_real_flower_short_training_improves_test_psnr(flower, tmp_path):
     true = downscale_image(test.images[1], 4)
 
     def psnr() -> float:
-        out = render_image(trainer.method, cams, 1, 0.0, 1.0, ndc=True)
-        return image_metrics(out["rgb"], true)["psnr"]
+        out = trainer.method.render_image(cams, 1, 0.0, 1.0, ndc=True)
+        return image_metrics(out.rgb, true)["psnr"]
 
     before = psnr()
     trainer.fit()

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from nerfkit.cameras import look_at
 from nerfkit.data.blender import load_blender
 from nerfkit.data.io import read_image
 from nerfkit.data.synthetic import (
@@ -24,6 +23,7 @@ from nerfkit.data.synthetic import (
     render_ground_truth,
 )
 from nerfkit.errors import DataError
+from nerfkit.poses import look_at
 
 RES = 32
 COUNTS = {"train": 3, "val": 2, "test": 2}

@@ -13,8 +13,9 @@ from PIL import Image
 
 from nerfkit.data import load_scene
 from nerfkit.data.loaders import detect_format
-from nerfkit.data.transforms_json import load_transforms_json, normalize_poses, rotation_between
+from nerfkit.data.transforms_json import load_transforms_json
 from nerfkit.errors import DataError
+from nerfkit.poses import normalize_poses, rotation_between
 
 W, H = 24, 18
 INTR = {"fl_x": 20.0, "fl_y": 21.0, "cx": 12.3, "cy": 8.7, "w": W, "h": H}

@@ -11,14 +11,14 @@ pycolmap; the tests check this parser against pycolmap when it is installed.
 - Intrinsics: SIMPLE_PINHOLE, PINHOLE, SIMPLE_RADIAL, RADIAL, OPENCV, FULL_OPENCV (with
   k4 = k5 = k6 = 0), OPENCV_FISHEYE, SIMPLE_RADIAL_FISHEYE, RADIAL_FISHEYE. COLMAP puts pixel
   centres at +0.5 like nerfkit, so cx, cy are used as they are.
-- Normalisation (default on): as for transforms.json (nerfkit.data.transforms_json.normalize_poses):
-  centred on the cameras, mean camera up -> +z, camera positions scaled into [-1, 1]^3.
+- Normalisation (default on): as for transforms.json (nerfkit.poses.normalize_poses): centred
+  on the cameras, mean camera up -> +z, camera positions scaled into [-1, 1]^3.
 - near/far: from the depths of the sparse points each image observes: 0.8 x the smallest
   per-image 1st percentile and 1.2 x the largest per-image 99th percentile.
 - aabb: the box of the 1st..99th percentile of the points per axis and the cameras, 10% larger.
 - Splits: images sorted by name, every 8th (0, 8, ...) held out for test (and val).
 - `--downscale K` reads `images_K/<name>` when all exist (intrinsics scaled by the size ratio),
-  else downscales `images/` in memory.
+  else downscales `images/` in memory (nerfkit.data.core).
 """
 
 from __future__ import annotations
@@ -28,15 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from nerfkit.cameras import Cameras
-from nerfkit.data.io import downscale_image, read_image, rgb_tensor
-from nerfkit.data.scene import Scene, Split
-from nerfkit.data.transforms_json import normalize_poses, scene_kind
+from nerfkit.data.core import HOLD, Frame, normalize_frames, scene_from_frames
+from nerfkit.data.scene import Scene
 from nerfkit.errors import DataError
-
-HOLD = 8
+from nerfkit.poses import opencv_w2c_to_c2w, scene_kind, similarity_scale
 
 # COLMAP camera models: id -> (name, number of parameters)
 CAMERA_MODELS = {
@@ -353,7 +349,6 @@ def load_colmap(
             f"{root}: no COLMAP model (looked for cameras.bin/.txt in {', '.join(MODEL_DIRS)})"
         )
     model = read_model(mdir)
-    where = str(mdir)
     if not model.images:
         raise DataError(
             f"{mdir}: the COLMAP model has no registered images; the reconstruction failed "
@@ -363,40 +358,17 @@ def load_colmap(
     img_root = root / images_dir
     if not img_root.is_dir():
         raise DataError(f"{img_root}: image folder not found next to the COLMAP model")
-
-    # poses: world-to-camera (OpenCV) -> camera-to-world (OpenGL)
-    n = len(imgs_meta)
     w2c_r = np.stack([qvec_to_rotmat(im.qvec) for im in imgs_meta])
     w2c_t = np.stack([im.tvec for im in imgs_meta])
-    if not (np.all(np.isfinite(w2c_r)) and np.all(np.isfinite(w2c_t))):
-        raise DataError(f"{where}: an image has a non-finite pose; re-run the reconstruction")
-    c2w = np.tile(np.eye(4), (n, 1, 1))
-    c2w[:, :3, :3] = np.transpose(w2c_r, (0, 2, 1)) @ np.diag([1.0, -1.0, -1.0])
-    c2w[:, :3, 3] = -np.einsum("nji,nj->ni", w2c_r, w2c_t)
+    frames = [
+        _frame(model, im, m, img_root, mdir)
+        for im, m in zip(imgs_meta, opencv_w2c_to_c2w(w2c_r, w2c_t))
+    ]
+    near, far = _near_far(model, imgs_meta, w2c_r, w2c_t)
 
-    # near / far from the depths of the points each image observes
-    if len(model.points) == 0:
-        raise DataError(f"{mdir}: the model has no 3D points; cannot choose near/far")
-    index = {int(pid): k for k, pid in enumerate(model.point_ids)}
-    lo, hi = [], []
-    for k, im in enumerate(imgs_meta):
-        seen = [index[int(i)] for i in im.point3d_ids if i >= 0 and int(i) in index]
-        pts = model.points[seen] if seen else model.points
-        z = pts @ w2c_r[k].T + w2c_t[k]
-        z = z[:, 2][z[:, 2] > 0]
-        if len(z):
-            lo.append(np.percentile(z, 1))
-            hi.append(np.percentile(z, 99))
-    if not lo:
-        raise DataError(f"{mdir}: no 3D point lies in front of any camera; re-run mapping")
-    near, far = 0.8 * float(min(lo)), 1.2 * float(max(hi))
-    if near >= far:
-        far = near * 10.0
-
-    t = np.eye(4)
-    if normalize:
-        c2w, t = normalize_poses(c2w)
-    s = float(np.cbrt(abs(np.linalg.det(t[:3, :3]))))
+    frames, t = normalize_frames(frames, normalize)
+    c2w = np.stack([f.c2w for f in frames])
+    s = similarity_scale(t)
     near, far = near * s, far * s
     pts = model.points @ t[:3, :3].T + t[:3, 3]
     box = np.stack([np.percentile(pts, 1, 0), np.percentile(pts, 99, 0)])
@@ -406,90 +378,72 @@ def load_colmap(
     pad = 0.05 * (box[1] - box[0]).max()
     box = box + np.array([[-pad], [pad]])
 
-    # intrinsics
-    intr = []
-    for im in imgs_meta:
-        if im.camera_id not in model.cameras:
-            raise DataError(f"{where}: image {im.name} refers to missing camera {im.camera_id}")
-        cam = model.cameras[im.camera_id]
-        intr.append((cam, *camera_intrinsics(cam, where)))
-    models = {m for _, m, _, _ in intr}
-    if len(models - {"pinhole"}) > 1:
-        raise DataError(f"{where}: cameras mix models {sorted(models)}; use one per dataset")
-    cam_model = (models - {"pinhole"}).pop() if models - {"pinhole"} else "pinhole"
-
-    # images (optionally from images_K/)
-    paths = [img_root / im.name for im in imgs_meta]
-    extra = downscale
-    if downscale > 1:
-        copies = [root / f"{images_dir}_{downscale}" / im.name for im in imgs_meta]
-        if all(c.is_file() for c in copies):
-            paths, extra = copies, 1
-    bg = np.asarray(background, dtype=np.float32)
-    images, kk = [], []
-    for p, (cam, _, f, d) in zip(paths, intr):
-        if not p.is_file():
-            raise DataError(f"{p}: image registered in the COLMAP model not found; restore it")
-        img = read_image(p)
-        ih, iw = img.shape[:2]
-        f = list(f)
-        if extra == 1 and downscale > 1:  # resized copy
-            sx, sy = iw / cam.width, ih / cam.height
-            f = [f[0] * sx, f[1] * sy, f[2] * sx, f[3] * sy]
-        elif (iw, ih) != (cam.width, cam.height):
-            raise DataError(
-                f"{p}: size {iw}x{ih} differs from camera {cam.id}'s {cam.width}x{cam.height} "
-                "in the COLMAP model; use the images the model was made from"
-            )
-        kk.append((f, d))
-        images.append(rgb_tensor(img, bg))
-    sizes = {tuple(im.shape[:2]) for im in images}
-    if len(sizes) > 1:
-        raise DataError(
-            f"{img_root}: images have different sizes {sorted(sizes)}; nerfkit needs one size"
-        )
-    h, w = sizes.pop()
-    cams = Cameras(
-        c2w=torch.tensor(c2w, dtype=torch.float32),
-        fx=torch.tensor([f[0] for f, _ in kk], dtype=torch.float32),
-        fy=torch.tensor([f[1] for f, _ in kk], dtype=torch.float32),
-        cx=torch.tensor([f[2] for f, _ in kk], dtype=torch.float32),
-        cy=torch.tensor([f[3] for f, _ in kk], dtype=torch.float32),
-        width=w,
-        height=h,
-        model=cam_model,
-        distortion=None
-        if cam_model == "pinhole"
-        else torch.tensor([d for _, d in kk], dtype=torch.float32),
-    )
-    all_imgs = torch.stack(images)
-    if extra > 1:
-        cams = cams.scaled(extra)
-        all_imgs = torch.stack([downscale_image(im, extra) for im in all_imgs])
-    names = [Path(im.name).stem for im in imgs_meta]
-
-    idx = np.arange(n)
-    test_idx = idx[::hold] if hold > 0 and n > 1 else np.array([], dtype=int)
-    train_idx = np.setdiff1d(idx, test_idx)
-
-    def make(ix: np.ndarray) -> Split:
-        tt = torch.as_tensor(ix, dtype=torch.long)
-        return Split(images=all_imgs[tt], cameras=cams[tt], names=[names[i] for i in ix])
-
-    splits = {"train": make(train_idx)}
-    if len(test_idx):
-        splits["test"] = make(test_idx)
-        splits["val"] = splits["test"]
-    return Scene.from_splits(
-        splits,
+    return scene_from_frames(
+        frames,
+        hold,
+        root=root,
+        source=mdir,
+        downscale=downscale,
+        background=background,
         near=near,
         far=far,
-        background=bg.tolist(),
-        ndc=False,
         kind=scene_kind(c2w),
         aabb=box.tolist(),
-        data_path=str(root),
         format="colmap",
         bounds=[near, far],
         data_transform=t.tolist() if normalize else [],
     )
+
+
+def _frame(
+    model: ColmapModel, im: ColmapImage, c2w: np.ndarray, img_root: Path, mdir: Path
+) -> Frame:
+    """One registered image as a Frame (camera-to-world c2w [4, 4], OpenGL frame)."""
+    if im.camera_id not in model.cameras:
+        raise DataError(f"{mdir}: image {im.name} refers to missing camera {im.camera_id}")
+    cam = model.cameras[im.camera_id]
+    cam_model, (fx, fy, cx, cy), dist = camera_intrinsics(cam, str(mdir))
+    path = img_root / im.name
+    if not path.is_file():
+        raise DataError(f"{path}: image registered in the COLMAP model not found; restore it")
+    return Frame(
+        image=path,
+        c2w=c2w,
+        name=Path(im.name).stem,
+        where=f"{mdir} image {im.name}",
+        w=cam.width,
+        h=cam.height,
+        fx=fx,
+        fy=fy,
+        cx=cx,
+        cy=cy,
+        model=cam_model,
+        distortion=dist,
+        camera=f"camera {cam.id}",
+    )
+
+
+def _near_far(
+    model: ColmapModel, imgs: list[ColmapImage], w2c_r: np.ndarray, w2c_t: np.ndarray
+) -> tuple[float, float]:
+    """near, far from the depths of the points each image observes (the module docstring).
+
+    Args:
+        imgs: N images; w2c_r: [N, 3, 3], w2c_t: [N, 3] their world-to-camera poses.
+    """
+    if len(model.points) == 0:
+        raise DataError(f"{model.path}: the model has no 3D points; cannot choose near/far")
+    index = {int(pid): k for k, pid in enumerate(model.point_ids)}
+    lo, hi = [], []
+    for k, im in enumerate(imgs):
+        seen = [index[int(i)] for i in im.point3d_ids if i >= 0 and int(i) in index]
+        pts = model.points[seen] if seen else model.points
+        z = pts @ w2c_r[k].T + w2c_t[k]
+        z = z[:, 2][z[:, 2] > 0]
+        if len(z):
+            lo.append(np.percentile(z, 1))
+            hi.append(np.percentile(z, 99))
+    if not lo:
+        raise DataError(f"{model.path}: no 3D point lies in front of any camera; re-run mapping")
+    near, far = 0.8 * float(min(lo)), 1.2 * float(max(hi))
+    return (near, near * 10.0) if near >= far else (near, far)

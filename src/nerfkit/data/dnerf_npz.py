@@ -18,12 +18,9 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from nerfkit.cameras import Cameras
-from nerfkit.data.blender import check_pose
-from nerfkit.data.io import composite_background, downscale_image
-from nerfkit.data.scene import Scene, Split
+from nerfkit.data.core import HOLD, Frame, hold_out, scene_from_frames
+from nerfkit.data.scene import Scene
 from nerfkit.errors import DataError
 
 REQUIRED = ("images", "poses", "focal")
@@ -60,7 +57,7 @@ def load_npz(
     background: tuple[float, float, float] = (0.0, 0.0, 0.0),
     near: float = 2.0,
     far: float = 6.0,
-    hold: int = 8,
+    hold: int = HOLD,
 ) -> Scene:
     """Load a single-file .npz scene (see the module docstring).
 
@@ -85,14 +82,10 @@ def load_npz(
     images = images.astype(np.float32) / (255.0 if images.dtype == np.uint8 else 1.0)
     if not np.all(np.isfinite(images)):
         raise DataError(f"{path}: 'images' has non-finite values")
-    n, h, w = images.shape[:3]
+    n = len(images)
     poses = np.asarray(data["poses"], dtype=np.float64)
     if poses.shape not in ((n, 4, 4), (n, 3, 4)):
         raise DataError(f"{path}: 'poses' has shape {poses.shape}, expected [{n}, 4, 4]")
-    for i in range(n):
-        check_pose(poses[i], f"{path} pose {i}")
-    if poses.shape[1] == 3:
-        poses = np.concatenate([poses, np.tile([[[0.0, 0.0, 0.0, 1.0]]], (n, 1, 1))], 1)
     focal = np.broadcast_to(np.asarray(data["focal"], dtype=np.float64).reshape(-1), (n,))
     if not np.all(np.isfinite(focal)) or np.any(focal <= 0):
         raise DataError(f"{path}: 'focal' must be positive")
@@ -101,56 +94,39 @@ def load_npz(
         times = np.asarray(times, dtype=np.float32).reshape(-1)
         if len(times) != n:
             raise DataError(f"{path}: {len(times)} times for {n} images")
-
-    bg = np.asarray(background, dtype=np.float32)
-    imgs = torch.from_numpy(np.ascontiguousarray(composite_background(images, bg)))
-    cams = Cameras(
-        c2w=torch.tensor(poses, dtype=torch.float32),
-        fx=torch.tensor(focal, dtype=torch.float32),
-        fy=torch.tensor(focal, dtype=torch.float32),
-        cx=torch.full((n,), w / 2.0),
-        cy=torch.full((n,), h / 2.0),
-        width=w,
-        height=h,
-    )
-    if downscale > 1:
-        cams = cams.scaled(downscale)
-        imgs = torch.stack([downscale_image(im, downscale) for im in imgs])
+    frames = [
+        Frame(
+            image=images[i],
+            c2w=poses[i],
+            name=f"frame_{i:03d}",
+            where=f"{path} pose {i}",
+            fx=float(focal[i]),
+            fy=float(focal[i]),
+            time=None if times is None else float(times[i]),
+        )
+        for i in range(n)
+    ]
 
     if "i_split" in data:
         parts = [np.asarray(a, dtype=int).reshape(-1) for a in data["i_split"]]
         if len(parts) < 2:
             raise DataError(f"{path}: 'i_split' must hold train, val[, test] index arrays")
-        split_idx = dict(zip(("train", "val", "test"), parts))
+        split_idx = {k: v.tolist() for k, v in zip(("train", "val", "test"), parts)}
     elif times is not None and (runs := _time_runs(times)) is not None:
-        split_idx = dict(zip(("train", "val", "test"), runs))
+        split_idx = {k: v.tolist() for k, v in zip(("train", "val", "test"), runs)}
     else:
-        test = np.arange(0, n, hold) if hold > 0 and n > 1 else np.array([], dtype=int)
-        split_idx = {"train": np.setdiff1d(np.arange(n), test), "test": test, "val": test}
-    splits: dict[str, Split] = {}
+        split_idx = hold_out(n, hold)
     for name, ix in split_idx.items():
-        if len(ix) == 0:
-            continue
-        if ix.min() < 0 or ix.max() >= n:
+        if ix and (min(ix) < 0 or max(ix) >= n):
             raise DataError(f"{path}: split '{name}' indexes frames outside 0..{n - 1}")
-        t = torch.as_tensor(ix, dtype=torch.long)
-        splits[name] = Split(
-            images=imgs[t],
-            cameras=cams[t],
-            names=[f"frame_{i:03d}" for i in ix],
-            times=None if times is None else torch.from_numpy(times[ix]),
-        )
-    if "train" not in splits:
-        raise DataError(f"{path}: the train split is empty")
-    near = float(np.asarray(data.get("near", near)))
-    far = float(np.asarray(data.get("far", far)))
-    return Scene.from_splits(
-        splits,
-        near=near,
-        far=far,
-        background=bg.tolist(),
-        ndc=False,
-        kind="object",
-        data_path=str(root),
+    return scene_from_frames(
+        frames,
+        split_idx,
+        root=root,
+        source=path,
+        downscale=downscale,
+        background=background,
+        near=float(np.asarray(data.get("near", near))),
+        far=float(np.asarray(data.get("far", far))),
         format="npz",
     )

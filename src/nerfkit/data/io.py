@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from nerfkit.errors import DataError
+
+if TYPE_CHECKING:
+    from PIL.ImageFile import ImageFile
 
 
 def read_json(path: Path) -> dict:
@@ -28,10 +32,18 @@ def read_json(path: Path) -> dict:
         raise DataError(f"{path}: cannot read ({e})") from None
 
 
+# 16-bit colour PNGs: Pillow decodes them at 8 bits (the high bytes, rawmode "...;16B"). Decoding
+# the same file again with the little-endian rawmode keeps the other byte of each sample (the same
+# filter unit, so the same un-filtering): high * 256 + low is the full 16-bit value. Grey+alpha
+# (LA;16B, opened as RGBA) decodes losslessly as raw RGBA bytes (L high, L low, A high, A low).
+_PNG16_RAWMODES = {"RGB;16B": "RGB;16L", "RGBA;16B": "RGBA;16L", "LA;16B": "RGBA"}
+
+
 def read_image(path: Path) -> np.ndarray:
     """Read an image as float32 [H, W, C] in [0, 1], C = 3 (RGB) or 4 (RGBA).
 
-    Greyscale, 16-bit, palette and CMYK images are converted; EXIF orientation is applied.
+    Greyscale, palette and CMYK images are converted; 16-bit images (grey, RGB, RGBA, grey+alpha
+    PNGs) keep their full precision; EXIF orientation is applied.
     An unreadable or truncated file raises a DataError naming it.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
@@ -40,6 +52,9 @@ def read_image(path: Path) -> np.ndarray:
         raise DataError(f"{path}: image not found; check the frame's file_path")
     try:
         with Image.open(path) as im:
+            png16 = _read_png16(path, im)
+            if png16 is not None:
+                return png16
             im.load()
             im = ImageOps.exif_transpose(im)
             mode = im.mode
@@ -55,18 +70,37 @@ def read_image(path: Path) -> np.ndarray:
             arr = np.asarray(im)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DataError(f"{path}: unreadable or truncated image ({e}); re-export it") from None
-    if arr.dtype == np.uint16:
-        return arr.astype(np.float32) / 65535.0
     return arr.astype(np.float32) / 255.0
 
 
-def read_16bit_png(path: Path) -> np.ndarray | None:
-    """Read a PNG keeping 16-bit precision for RGB(A) (PIL drops it); None if not 16-bit."""
-    import imageio.v3 as iio
+def _read_png16(path: Path, im: ImageFile) -> np.ndarray | None:
+    """A 16-bit RGB, RGBA or grey+alpha PNG at full precision (see _PNG16_RAWMODES) as float32
+    [H, W, 3|4] in [0, 1], EXIF orientation applied; None for any other image (and where this
+    Pillow lacks the rawmode, so that the caller reads it at 8 bits).
 
-    arr = iio.imread(path)
-    if arr.dtype != np.uint16:
+    Args:
+        im: `path` opened by PIL, not yet loaded.
+    """
+    from PIL import Image, ImageOps
+
+    tile = getattr(im, "tile", None)
+    if im.format != "PNG" or not tile or len(tile) != 1 or tile[0][3] not in _PNG16_RAWMODES:
         return None
+    raw = _PNG16_RAWMODES[tile[0][3]]
+    with Image.open(path) as other:
+        t = other.tile[0]
+        other.tile = [t._replace(args=raw) if hasattr(t, "_replace") else (*t[:3], raw)]
+        try:
+            other.load()
+        except ValueError:  # "unknown raw mode"
+            return None
+        low = np.asarray(ImageOps.exif_transpose(other), dtype=np.uint16)
+    if raw == "RGBA":  # grey+alpha: the raw bytes
+        grey, alpha = low[..., 0] << 8 | low[..., 1], low[..., 2] << 8 | low[..., 3]
+        arr = np.stack([grey, grey, grey, alpha], -1)
+    else:
+        im.load()
+        arr = np.asarray(ImageOps.exif_transpose(im), dtype=np.uint16) << 8 | low
     return arr.astype(np.float32) / 65535.0
 
 
