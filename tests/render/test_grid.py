@@ -3,16 +3,23 @@ C++ kernels against the pure-PyTorch reference, marching, resampling and the sla
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
+import warnings
 
 import pytest
 import torch
 
+import nerfkit.render.grid as grid_mod
 from nerfkit.render.grid import (
+    CompositeParams,
+    MarchParams,
     _TrilinearFn,
+    kernel_name,
     load_kernel,
     march,
+    march_composite,
     march_reference,
     ray_aabb,
     resample_grid,
@@ -101,8 +108,21 @@ def test_fused_march_matches_reference(use_mask):
     step = torch.rand(r, generator=g) * 0.05 + 0.01
     jitter = torch.rand(r, generator=g)
     occ = torch.rand(20, 17, 15, generator=g) > 0.6
-    a = march(o, d, t0, t1, step, jitter, occ, use_mask, lo, hi, 64)
-    b = march(o, d, t0, t1, step, jitter, occ, use_mask, lo, hi, 64, kernel="torch")
+    p = MarchParams(
+        origins=o,
+        directions=d,
+        t_min=t0,
+        t_max=t1,
+        step=step,
+        jitter=jitter,
+        occupancy=occ,
+        use_mask=use_mask,
+        lo=lo,
+        hi=hi,
+        max_samples=64,
+    )
+    a = march(p)
+    b = march(p, kernel="torch")
     assert a[0].numel() > 0
     assert torch.equal(a[0], b[0])
     torch.testing.assert_close(a[1], b[1])
@@ -117,7 +137,20 @@ def test_march_reference_samples():
     occ = torch.ones(5, 5, 5, dtype=torch.bool)
     occ[2:] = False  # vertices x >= 0 are empty: the last two samples go
     one = torch.ones(1)
-    ri, t, c = march_reference(o, d, one, 3 * one, 0.5 * one, 0.4 * one, occ, lo, hi, 100)
+    p = MarchParams(
+        origins=o,
+        directions=d,
+        t_min=one,
+        t_max=3 * one,
+        step=0.5 * one,
+        jitter=0.4 * one,
+        occupancy=occ,
+        use_mask=True,
+        lo=lo,
+        hi=hi,
+        max_samples=100,
+    )
+    ri, t, c = march_reference(p)
     torch.testing.assert_close(t, torch.tensor([1.2, 1.7]))
     torch.testing.assert_close(c[:, 0], torch.tensor([0.4, 1.4]))
     assert ri.tolist() == [0, 0]
@@ -151,3 +184,138 @@ def test_ray_aabb():
     torch.testing.assert_close(t0[:2], torch.tensor([4.0, -1.0]))
     torch.testing.assert_close(t1[:2], torch.tensor([6.0, 1.0]))
     assert t1[2] <= t0[2]  # misses
+
+
+def _random_march(use_mask: bool, dtype: torch.dtype = torch.float32) -> MarchParams:
+    """300 rays through a box with a random occupancy mask (as in the fused-march test)."""
+    g = torch.Generator().manual_seed(4)
+    r = 300
+    o = torch.randn(r, 3, generator=g) * 0.3 + torch.tensor([0.0, 0.0, 4.0])
+    d = torch.randn(r, 3, generator=g) * 0.3 + torch.tensor([0.0, 0.0, -1.0])
+    d = d / d.norm(dim=-1, keepdim=True)
+    lo, hi = torch.tensor([-1.5, -1.0, -1.2]), torch.tensor([1.5, 1.2, 1.0])
+    t0, t1 = ray_aabb(o, d, lo, hi)
+    f = {"dtype": dtype}
+    return MarchParams(
+        origins=o.to(**f),
+        directions=d.to(**f),
+        t_min=t0.clamp(min=2.0).to(**f),
+        t_max=t1.to(**f),
+        step=(torch.rand(r, generator=g) * 0.05 + 0.01).to(**f),
+        jitter=torch.rand(r, generator=g).to(**f),
+        occupancy=torch.rand(20, 17, 15, generator=g) > 0.6,
+        use_mask=use_mask,
+        lo=lo.to(**f),
+        hi=hi.to(**f),
+        max_samples=64,
+    )
+
+
+def test_march_reference_without_mask_is_an_all_true_mask():
+    p = _random_march(use_mask=False)
+    full = dataclasses.replace(p, occupancy=torch.ones_like(p.occupancy), use_mask=True)
+    a, b = march_reference(p), march_reference(full)
+    assert a[0].numel() > 0
+    for x, y in zip(a, b):
+        assert torch.equal(x, y)
+    masked = march_reference(dataclasses.replace(p, use_mask=True))
+    assert 0 < masked[0].numel() < a[0].numel()
+
+
+def test_kernel_name_follows_content_and_flags():
+    src = {"a.cpp": b"int f() { return 1; }", "a.h": b"#pragma once"}
+    name = kernel_name(src, ("-O3",))
+    assert name.startswith("nerfkit_grid_") and name.isidentifier()
+    assert kernel_name(dict(reversed(src.items())), ("-O3",)) == name  # order of files: none
+    assert kernel_name({**src, "a.cpp": b"int f() { return 2; }"}, ("-O3",)) != name
+    assert kernel_name({**src, "b.h": b""}, ("-O3",)) != name
+    assert kernel_name(src, ("-O2",)) != name
+    # names and contents cannot trade bytes
+    assert kernel_name({"ab": b"c"}, ()) != kernel_name({"a": b"bc"}, ())
+
+
+def test_kernel_sources_are_in_the_package():
+    names = {p.name for p in grid_mod._kernel_files()}
+    assert {"grid_kernels.h", "trilinear.cpp", "march.cpp", "bindings.cpp"} <= names
+
+
+@needs_kernel
+def test_kernel_is_built_under_its_content_name():
+    files = grid_mod._kernel_files()
+    assert load_kernel().__name__ == grid_mod._kernel_build_name(files)
+
+
+@needs_kernel
+def test_fused_march_composite_matches_march_and_reference_weights():
+    p = _random_march(use_mask=True)
+    density = torch.randn(*p.occupancy.shape, 1, generator=torch.Generator().manual_seed(5))
+    comp = CompositeParams(
+        density=density,
+        shift=-1.0,
+        sigma_scale=3.0,
+        delta=0.02,
+        weight_threshold=0.0,
+        stop_transmittance=0.0,
+    )
+    acc, wt, ri, coords, w, evals = march_composite(p, comp)
+    r_ref, t_ref, c_ref = march_reference(p)
+    assert int(evals) == r_ref.numel()
+    assert torch.equal(ri, r_ref)
+    torch.testing.assert_close(coords, c_ref)
+    sigma = torch.nn.functional.softplus(trilinear_reference(density, c_ref)[:, 0] - 1.0) * 3.0
+    tau = sigma * 0.02
+    before = torch.zeros_like(tau)  # sum of tau of the earlier samples of the same ray
+    for r in r_ref.unique():
+        sel = (r_ref == r).nonzero().squeeze(-1)
+        before[sel] = torch.cumsum(tau[sel], 0) - tau[sel]
+    w_ref = torch.exp(-before) * (1.0 - torch.exp(-tau))
+    torch.testing.assert_close(w, w_ref, atol=1e-6, rtol=1e-5)
+    acc_ref = torch.zeros(p.origins.shape[0]).index_add_(0, r_ref, w_ref)
+    wt_ref = torch.zeros(p.origins.shape[0]).index_add_(0, r_ref, w_ref * t_ref)
+    torch.testing.assert_close(acc, acc_ref, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(wt, wt_ref, atol=1e-5, rtol=1e-5)
+
+
+def test_march_composite_needs_cpu_float32():
+    p = _random_march(use_mask=True, dtype=torch.float64)
+    comp = CompositeParams(torch.zeros(*p.occupancy.shape, 1, dtype=torch.float64), 0, 1, 1, 0, 0)
+    assert march_composite(p, comp) is None
+
+
+def _without_kernel(monkeypatch, build) -> None:
+    """Forget the loaded kernel (restored after the test) and build it with `build`."""
+    monkeypatch.setattr(grid_mod, "_kernel_module", None)
+    monkeypatch.setattr(grid_mod, "_kernel_failed", False)
+    monkeypatch.setattr(grid_mod, "_build_kernel", build)
+
+
+def test_failed_build_warns_once_and_falls_back_to_torch(monkeypatch):
+    def fail():
+        raise OSError("no compiler\ng++: not found")
+
+    monkeypatch.delenv("NERFKIT_NO_KERNEL", raising=False)
+    _without_kernel(monkeypatch, fail)
+    with pytest.warns(RuntimeWarning, match="could not build .*OSError: g\\+\\+: not found"):
+        assert load_kernel() is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_kernel() is None  # no second warning, no second build
+        p = _random_march(use_mask=True)
+        for x, y in zip(march(p), march_reference(p)):
+            assert torch.equal(x, y)
+        comp = CompositeParams(torch.zeros(*p.occupancy.shape, 1), 0.0, 1.0, 1.0, 0.0, 0.0)
+        assert march_composite(p, comp) is None
+        grid = torch.randn(4, 5, 6, 3)
+        pts = torch.rand(50, 3) * 4
+        assert torch.equal(trilinear(grid, pts), trilinear_reference(grid, pts))
+
+
+def test_no_kernel_env_skips_the_build(monkeypatch):
+    def build():
+        raise AssertionError("NERFKIT_NO_KERNEL=1 must not build")
+
+    monkeypatch.setenv("NERFKIT_NO_KERNEL", "1")
+    _without_kernel(monkeypatch, build)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_kernel() is None
