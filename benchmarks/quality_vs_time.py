@@ -3,7 +3,7 @@
 Trains on a Blender scene (default ../shared/data/nerf_synthetic/lego, train split) and, when the
 training time (loading and evaluation excluded) reaches each checkpoint, evaluates the test views
 at full resolution on the scene's white background (PSNR/SSIM of 8-bit images via
-nerfkit.evaluate.image_metrics). Also measures the render time of one test view and the peak
+nerfkit.metrics.image_metrics). Also measures the render time of one test view and the peak
 resident memory. Appends a table to BENCHMARKS.md (under its own heading) and writes a
 PSNR-vs-time plot to benchmarks/results/.
 
@@ -28,8 +28,8 @@ import torch
 
 from nerfkit.config import TrainConfig
 from nerfkit.data import load_scene
-from nerfkit.evaluate import image_metrics, render_image
 from nerfkit.methods import Method
+from nerfkit.metrics import image_metrics
 from nerfkit.perf import configure_allocator
 from nerfkit.train import Trainer
 
@@ -45,9 +45,9 @@ def evaluate(method: Method, scene_test, views: list[int], meta) -> dict:  # noq
     psnrs, ssims, times = [], [], []
     for k in views:
         t0 = time.perf_counter()
-        out = render_image(method, scene_test.cameras, k, meta.near, meta.far, meta.ndc)
+        out = method.render_image(scene_test.cameras, k, meta.near, meta.far, ndc=meta.ndc)
         times.append(time.perf_counter() - t0)
-        m = image_metrics(out["rgb"], scene_test.images[k])
+        m = image_metrics(out.rgb, scene_test.images[k])
         psnrs.append(m["psnr"])
         ssims.append(m["ssim"])
     return {

@@ -88,7 +88,6 @@ def run_training(args: argparse.Namespace) -> dict:
 
     from nerfkit.config import TrainConfig
     from nerfkit.data import load_scene
-    from nerfkit.evaluate import render_image
     from nerfkit.train import Trainer
 
     t0 = time.perf_counter()
@@ -155,7 +154,7 @@ def run_training(args: argparse.Namespace) -> dict:
             n_pix = cams.height * cams.width
             t = time.perf_counter()
             if args.render_rays == 0 or args.render_rays >= n_pix:
-                render_image(tr.method, cams, 0, meta.near, meta.far, ndc=meta.ndc)
+                tr.method.render_image(cams, 0, meta.near, meta.far, ndc=meta.ndc)
                 dt, frac = time.perf_counter() - t, 1.0
             else:
                 rays = cams.image_rays(0, meta.near, meta.far, ndc=meta.ndc)

@@ -11,17 +11,18 @@ import torch
 from nerfkit.config import TrainConfig
 from nerfkit.data import load_scene
 from nerfkit.data.synthetic import generate_scene
-from nerfkit.evaluate import image_metrics, render_image
+from nerfkit.methods import Method
 from nerfkit.methods.grid import GridConfig
 from nerfkit.methods.nerf import NeRFConfig
+from nerfkit.metrics import image_metrics
 from nerfkit.run import METRICS_FILE
 from nerfkit.train import RayBatcher, Trainer
 
 
-def _test_psnr(method: torch.nn.Module, scene) -> float:
+def _test_psnr(method: Method, scene) -> float:
     sp = scene.split("test")
     vals = [
-        image_metrics(render_image(method, sp.cameras, k, 2.0, 6.0)["rgb"], sp.images[k])["psnr"]
+        image_metrics(method.render_image(sp.cameras, k, 2.0, 6.0).rgb, sp.images[k])["psnr"]
         for k in range(len(sp))
     ]
     return sum(vals) / len(vals)

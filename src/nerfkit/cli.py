@@ -140,7 +140,7 @@ def _run(cmd: object) -> int:
     elif isinstance(cmd, MethodsArgs):
         from nerfkit.methods import METHODS
 
-        for name, spec in METHODS.items():
+        for name, spec in sorted(METHODS.items()):
             print(f"{name:12s} {spec.summary}")
     elif isinstance(cmd, AblationConfig):
         from nerfkit.ablate import run_ablation

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+
+import tyro
 
 from nerfkit.errors import NerfkitError
-from nerfkit.methods.grid import GridConfig
-from nerfkit.methods.nerf import NeRFConfig
+from nerfkit.methods import METHODS, MethodSpec
 
-# Training values used when neither the user nor the method's config class (its
-# `train_defaults` ClassVar) gives one; see TrainConfig.resolve_defaults.
+# Training values used when neither the user nor the method (its `Method.train_defaults`)
+# gives one; see TrainOptions.resolve_defaults.
 TRAIN_DEFAULTS: dict[str, float | int] = {"lr": 5e-4, "lr_final": 5e-5, "batch_rays": 1024}
+DEFAULT_METHOD = "grid"
 
 
 @dataclass
-class TrainConfig:
+class TrainOptions:
     """Train a radiance field on a dataset folder."""
 
     data: Path | None = None
@@ -28,7 +30,7 @@ class TrainConfig:
     """Run folder: config, checkpoints, logs, validation renders."""
     resume: Path | None = None
     """Continue the run in this folder with its saved config (other flags are ignored)."""
-    method: str = "grid"
+    method: str = DEFAULT_METHOD
     """Method name (see `nerfkit methods`)."""
     format: str | None = None
     """Force a dataset format instead of detecting it."""
@@ -60,28 +62,56 @@ class TrainConfig:
     """CPU threads for torch (default: torch's choice, all cores)."""
     progress: bool = True
     """Show a progress bar."""
-    nerf: NeRFConfig = field(default_factory=NeRFConfig)
-    """Options of the `nerf` method."""
-    grid: GridConfig = field(default_factory=GridConfig)
-    """Options of the `grid` method (the default)."""
 
-    def resolve_defaults(self) -> TrainConfig:
-        """Fill lr, lr_final and batch_rays left unset (None) from the method config class's
-        `train_defaults` (a ClassVar dict), else from TRAIN_DEFAULTS. Returns self."""
-        per_method = getattr(type(self.method_config()), "train_defaults", {})
+    def method_spec(self) -> MethodSpec:
+        """The registry entry of `method` (NerfkitError naming the known ones if none)."""
+        spec = METHODS.get(self.method)
+        if spec is None or not hasattr(self, self.method):
+            raise NerfkitError(
+                f"unknown --method '{self.method}'; known: {', '.join(sorted(METHODS))}"
+            )
+        return spec
+
+    def method_config(self) -> object:
+        """The options of `method` (the field of that name, e.g. `self.grid`)."""
+        self.method_spec()
+        return getattr(self, self.method)
+
+    def resolve_defaults(self) -> TrainOptions:
+        """Fill lr, lr_final and batch_rays left unset (None) from the method's
+        `train_defaults`, else from TRAIN_DEFAULTS. Returns self."""
+        per_method = self.method_spec().method_cls.train_defaults
         for key, value in TRAIN_DEFAULTS.items():
             if getattr(self, key) is None:
                 setattr(self, key, per_method.get(key, value))
         return self
 
-    def method_config(self) -> object:
-        if not hasattr(self, self.method):
-            from nerfkit.methods import METHODS
 
-            raise NerfkitError(
-                f"unknown --method '{self.method}'; known: {', '.join(sorted(METHODS))}"
-            )
-        return getattr(self, self.method)
+def train_config_class(methods: Mapping[str, MethodSpec]) -> type[TrainOptions]:
+    """`TrainOptions` plus one field per method: NAME holds a `methods[NAME].config_cls` (its
+    defaults unless given), which is the `--NAME.*` option group of `nerfkit train` and the
+    NAME section of a run's config.json."""
+    clash = set(methods) & {f.name for f in dataclasses.fields(TrainOptions)}
+    if clash:
+        raise ValueError(f"method names {sorted(clash)} clash with options of TrainOptions")
+    fields = [
+        (name, _option_group(name, spec.config_cls), field(default_factory=spec.config_cls))
+        for name, spec in methods.items()
+    ]
+    namespace = {"__module__": __name__, "__doc__": TrainOptions.__doc__}
+    return dataclasses.make_dataclass(
+        "TrainConfig", fields, bases=(TrainOptions,), namespace=namespace
+    )
+
+
+def _option_group(name: str, config_cls: type) -> object:
+    """The type of method `name`'s field: its config class, with the option group's help."""
+    default = " (the default)" if name == DEFAULT_METHOD else ""
+    return Annotated[config_cls, tyro.conf.arg(help=f"Options of the `{name}` method{default}.")]
+
+
+TrainConfig = train_config_class(METHODS)
+"""The options of `nerfkit train`: TrainOptions plus the option group of each registered method."""
 
 
 def to_dict(cfg: object) -> dict:
@@ -113,9 +143,3 @@ def from_dict(cls: type, d: dict) -> object:
             v = Path(v)
         kw[f.name] = v
     return cls(**kw)
-
-
-def save_json_atomic(path: Path, obj: object) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    tmp.replace(path)

@@ -29,12 +29,6 @@ def _np(x: torch.Tensor) -> np.ndarray:
     return x.detach().float().cpu().numpy()
 
 
-def _transmittance(weights: torch.Tensor) -> torch.Tensor:
-    """T_i = 1 - sum_{j<i} w_j (exact: w_j = T_j alpha_j and T_{j+1} = T_j (1 - alpha_j))."""
-    cum = torch.cumsum(weights, dim=-1)
-    return 1.0 - torch.cat([torch.zeros_like(cum[..., :1]), cum[..., :-1]], dim=-1)
-
-
 @torch.no_grad()
 def ray_profile(
     run: LoadedRun | Path,
@@ -92,31 +86,23 @@ def ray_profile(
     method.eval()
     dev = next(method.parameters()).device
     out = method(rays.to(dev))
-    ex = out.extras
-    if "t_coarse" not in ex or "weights_coarse" not in ex:
+    if out.samples is None or out.coarse is None or out.coarse.samples is None:
         raise NerfkitError(
             f"inspect needs a run of the 'nerf' method (this run: '{cfg.method}'), whose "
             "renders expose their samples"
         )
-    fine = "t" in ex and "weights" in ex
-    t_c, w_c, s_c = ex["t_coarse"][0], ex["weights_coarse"][0], ex["sigma_coarse"][0]
-    if fine:
-        t, wts, sig = ex["t"][0], ex["weights"][0], ex["sigma"][0]
-        trans = ex["trans"][0] if "trans" in ex else _transmittance(wts)
-        t_f = ex["t_fine"][0]
-    else:
-        t, wts, sig, trans = t_c, w_c, s_c, _transmittance(w_c)
-        t_f = t_c.new_zeros(0)
+    s, c = out.samples, out.coarse.samples
+    t_f = c.t.new_zeros(1, 0) if out.t_fine is None else out.t_fine
     nerf_cfg = cfg.method_config()
     return {
-        "t": _np(t),
-        "sigma": _np(sig),
-        "trans": _np(trans),
-        "weights": _np(wts),
-        "t_coarse": _np(t_c),
-        "sigma_coarse": _np(s_c),
-        "weights_coarse": _np(w_c),
-        "t_fine": _np(t_f),
+        "t": _np(s.t[0]),
+        "sigma": _np(s.sigma[0]),
+        "trans": _np(s.trans[0]),
+        "weights": _np(s.weights[0]),
+        "t_coarse": _np(c.t[0]),
+        "sigma_coarse": _np(c.sigma[0]),
+        "weights_coarse": _np(c.weights[0]),
+        "t_fine": _np(t_f[0]),
         "rgb": _np(out.rgb[0]),
         "acc": float(out.acc[0]),
         "depth": float(out.depth[0]),
@@ -201,22 +187,14 @@ def plot_ray(prof: dict, path: Path, levels: tuple[int, ...] = (2, 5, 10)) -> Pa
     ax_w.plot(
         [], [], "-", color="tab:green", label=f"weights w(t), right axis (Σw = {wts.sum():.3f})"
     )
-    ax_w.plot(
-        prof["t_coarse"],
-        np.full(len(prof["t_coarse"]), -0.06),
-        "|",
-        color="k",
-        ms=9,
-        label=f"coarse samples ({len(prof['t_coarse'])})",
-    )
-    if has_fine:
+    # the sample positions as ticks below the curves
+    ticks = [
+        ("coarse", prof["t_coarse"], -0.06, "k"),
+        ("fine", prof["t_fine"], -0.14, "tab:orange"),
+    ]
+    for name, ts, y, colour in ticks[: 2 if has_fine else 1]:
         ax_w.plot(
-            prof["t_fine"],
-            np.full(len(prof["t_fine"]), -0.14),
-            "|",
-            color="tab:orange",
-            ms=9,
-            label=f"fine samples ({len(prof['t_fine'])})",
+            ts, np.full(len(ts), y), "|", color=colour, ms=9, label=f"{name} samples ({len(ts)})"
         )
     ax_w.axvline(prof["depth"], color="k", ls="--", lw=0.8)
     ax_w.set_ylim(-0.2, 1.05)

@@ -10,7 +10,6 @@ import torch
 
 from nerfkit.cameras import Cameras
 from nerfkit.errors import NerfkitError
-from nerfkit.evaluate import render_image
 from nerfkit.media import colorize_depth, to_uint8, write_mp4
 from nerfkit.paths import orbit_path, spiral_path
 from nerfkit.run import load_run
@@ -100,9 +99,9 @@ def render_path(
 
         it = tqdm(it, desc=f"render {name}", unit="frame")
     for k in it:
-        r = render_image(run.method, cams, k, meta.near, meta.far, ndc=meta.ndc)
-        rgb_frames.append(to_uint8(r["rgb"]))
-        depths.append((r["depth"], r["acc"]))
+        r = run.method.render_image(cams, k, meta.near, meta.far, ndc=meta.ndc)
+        rgb_frames.append(to_uint8(r.rgb))
+        depths.append((r.depth, r.acc))
     lo, hi = depth_range(depths, (0.0, 1.0) if meta.ndc else (meta.near, meta.far))
     write_mp4(out, rgb_frames, fps=fps)
     write_mp4(depth_out, [colorize_depth(d, lo, hi, acc=a) for d, a in depths], fps=fps)

@@ -64,7 +64,7 @@ def test_occupancy_skipping_gives_the_dense_image(kernel):
         m.update_occupancy(m.config.occ_threshold)
         assert not bool(m.occupancy.all()) and bool(m.occupancy.any())
         sparse = m(rays)
-    assert sparse.extras["num_samples"] < 0.6 * dense.extras["num_samples"]
+    assert sparse.num_samples < 0.6 * dense.num_samples
     torch.testing.assert_close(sparse.rgb, dense.rgb, atol=1e-6, rtol=0)
     torch.testing.assert_close(sparse.acc, dense.acc, atol=1e-6, rtol=0)
     torch.testing.assert_close(sparse.depth, dense.depth, atol=1e-5, rtol=1e-5)
@@ -93,9 +93,9 @@ def test_fused_render_matches_the_reference_path(opaque):
     torch.testing.assert_close(fused.acc, ref.acc, atol=tol, rtol=0)
     torch.testing.assert_close(fused.depth[hit], ref.depth[hit], atol=1e-3, rtol=0)
     if opaque:
-        assert fused.extras["num_samples"] < 0.7 * ref.extras["num_samples"]
+        assert fused.num_samples < 0.7 * ref.num_samples
     else:
-        assert fused.extras["num_samples"] == ref.extras["num_samples"]
+        assert fused.num_samples == ref.num_samples
 
 
 def test_weight_pruning_changes_little():
@@ -107,7 +107,7 @@ def test_weight_pruning_changes_little():
         full = m(rays)
         m.config.weight_threshold = 1e-4
         pruned = m(rays)
-    assert pruned.extras["num_colour_samples"] < full.extras["num_colour_samples"]
+    assert pruned.num_colour_samples < full.num_colour_samples
     # each dropped sample changes the colour by at most its weight (< 1e-4)
     assert (pruned.rgb - full.rgb).abs().max() < 1e-4 * m.config.max_samples_per_ray
     torch.testing.assert_close(pruned.acc, full.acc)
@@ -167,8 +167,8 @@ def test_short_training_beats_nerf_at_equal_steps(tmp_path):
     from nerfkit.config import TrainConfig
     from nerfkit.data import load_scene
     from nerfkit.data.synthetic import generate_scene
-    from nerfkit.evaluate import image_metrics, render_image
     from nerfkit.methods.nerf import NeRFConfig
+    from nerfkit.metrics import image_metrics
     from nerfkit.train import Trainer
 
     data = generate_scene(tmp_path / "scene", resolution=32, n_train=30, n_val=0, n_test=2)
@@ -204,8 +204,8 @@ def test_short_training_beats_nerf_at_equal_steps(tmp_path):
             tr.train_step()
         vals = []
         for k in range(len(test)):
-            out = render_image(tr.method, test.cameras, k, scene.meta.near, scene.meta.far)
-            vals.append(image_metrics(out["rgb"], test.images[k])["psnr"])
+            out = tr.method.render_image(test.cameras, k, scene.meta.near, scene.meta.far)
+            vals.append(image_metrics(out.rgb, test.images[k])["psnr"])
         psnr[name] = sum(vals) / len(vals)
     print(psnr)
     assert psnr["grid"] > psnr["nerf"] + 2.0, psnr

@@ -70,15 +70,14 @@ def test_hierarchy_outputs_and_loss() -> None:
     m = NeRF(cfg, _meta()).train()
     out = m(_rays(8))
     assert out.rgb.shape == (8, 3) and out.depth.shape == (8,) and out.acc.shape == (8,)
-    ex = out.extras
-    assert ex["t_coarse"].shape == (8, 16) and ex["t_fine"].shape == (8, 24)
-    assert ex["t"].shape == (8, 40)
-    assert torch.all(ex["t"][:, 1:] >= ex["t"][:, :-1])  # merged samples sorted
-    assert torch.all((ex["t_fine"] >= 2.0) & (ex["t_fine"] <= 6.0))
+    assert out.coarse.samples.t.shape == (8, 16) and out.t_fine.shape == (8, 24)
+    assert out.samples.t.shape == (8, 40)
+    assert torch.all(out.samples.t[:, 1:] >= out.samples.t[:, :-1])  # merged samples sorted
+    assert torch.all((out.t_fine >= 2.0) & (out.t_fine <= 6.0))
     true = torch.rand(8, 3)
     losses = m.loss(out, true)
     mse_f = torch.mean((out.rgb - true) ** 2)
-    mse_c = torch.mean((ex["rgb_coarse"] - true) ** 2)
+    mse_c = torch.mean((out.coarse.rgb - true) ** 2)
     torch.testing.assert_close(losses["loss"], mse_f + mse_c)
     losses["loss"].backward()
     assert all(p.grad is not None for p in m.parameters())
@@ -88,8 +87,8 @@ def test_coarse_only_has_no_fine_network() -> None:
     m = NeRF(NeRFConfig(width=32, depth=2, skip=0, n_coarse=16, n_fine=0), _meta())
     assert m.fine is None
     out = m(_rays(4))
-    assert "t_fine" not in out.extras
-    torch.testing.assert_close(out.rgb, out.extras["rgb_coarse"])
+    assert out.t_fine is None
+    torch.testing.assert_close(out.rgb, out.coarse.rgb)
 
 
 def test_empty_field_renders_background() -> None:

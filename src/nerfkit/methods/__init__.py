@@ -1,28 +1,33 @@
-"""Method registry: name -> (config dataclass, Method class).
+"""Method registry: a method is one file in this package plus one entry in `METHODS`.
 
-Adding a method is one new file in this package plus one line here (and a config field in
-`nerfkit.config.TrainConfig` so its options appear on the command line).
+An entry names the method (its `--method` value and the prefix of its options, `--NAME.*`) and
+gives its config dataclass, its `Method` class and a one-line summary. `nerfkit.config`
+generates `TrainConfig`'s option group of each method from here and `nerfkit.run.build_method`
+builds methods from here, so a new method touches nothing else.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nerfkit.methods.base import Method, RenderOutput
+from nerfkit.methods.base import Method, RaySamples, RenderedImage, RenderOutput
 from nerfkit.methods.grid import GridConfig, GridMethod
 from nerfkit.methods.nerf import NeRF, NeRFConfig
 
 
 @dataclass(frozen=True)
 class MethodSpec:
+    """A registered method: `method_cls(config_cls(...), scene_meta)` is a `Method`."""
+
     config_cls: type
     method_cls: type[Method]
     summary: str
 
 
 METHODS: dict[str, MethodSpec] = {
-    "grid": MethodSpec(GridConfig, GridMethod, "dense voxel grids, coarse-to-fine (fast on CPU)"),
+    # (this order is the order of the option groups in `nerfkit train --help`)
     "nerf": MethodSpec(NeRFConfig, NeRF, "the original NeRF (paper configuration, slow on CPU)"),
+    "grid": MethodSpec(GridConfig, GridMethod, "dense voxel grids, coarse-to-fine (fast on CPU)"),
 }
 
-__all__ = ["METHODS", "Method", "MethodSpec", "RenderOutput"]
+__all__ = ["METHODS", "Method", "MethodSpec", "RaySamples", "RenderOutput", "RenderedImage"]

@@ -1,14 +1,29 @@
-"""The one interface every method implements (DESIGN.md section 3)."""
+"""The one interface every method implements (docs/extending.md) and its named outputs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from nerfkit.cameras import Rays
+from nerfkit.cameras import Cameras, Rays
 from nerfkit.data.scene import SceneMeta
+
+
+@dataclass
+class RaySamples:
+    """S samples along each of R rays and what volume rendering made of them.
+
+    t: [R, S] sorted distances along the rays; sigma: [R, S] densities; weights: [R, S]
+    compositing weights w_i = T_i alpha_i; trans: [R, S] transmittance T_i before each sample.
+    """
+
+    t: Tensor
+    sigma: Tensor
+    weights: Tensor
+    trans: Tensor
 
 
 @dataclass
@@ -16,21 +31,48 @@ class RenderOutput:
     """What a method returns for R rays.
 
     rgb: [R, 3] composited onto the background; depth: [R] expected distance given a hit;
-    acc: [R] opacity; extras: anything else (coarse outputs, weights, samples) by name.
+    acc: [R] opacity. The optional fields are filled by the methods that have them and read by
+    name elsewhere (the Trainer, `nerfkit inspect`); a method's private outputs (read only by its
+    own loss) belong in a subclass in the method's file.
     """
 
     rgb: Tensor
     depth: Tensor
     acc: Tensor
-    extras: dict[str, Tensor] = field(default_factory=dict)
+    samples: RaySamples | None = None
+    """The samples of the network that produced `rgb` (methods with S samples per ray)."""
+    coarse: RenderOutput | None = None
+    """The coarse pass of a hierarchical method: its own rgb, depth, acc and samples."""
+    t_fine: Tensor | None = None
+    """[R, Sf] importance samples drawn from the coarse weights (also in `samples.t`)."""
+    num_samples: Tensor | None = None
+    """Scalar: samples the field evaluated for these rays (adaptive samplers; the Trainer logs it
+    per ray)."""
+
+
+@dataclass
+class RenderedImage:
+    """A whole rendered view, on the CPU: rgb [H, W, 3] in [0, 1], depth [H, W], acc [H, W]."""
+
+    rgb: Tensor
+    depth: Tensor
+    acc: Tensor
 
 
 class Method(torch.nn.Module):
     """A radiance-field method: rays in, rendered colours out.
 
     Training, evaluation, rendering and export use only this interface. A subclass is built as
-    `Method(config, scene_meta)` and registered in `nerfkit.methods.METHODS`.
+    `Method(config, scene_meta)` and registered, with its config class, in
+    `nerfkit.methods.METHODS`.
     """
+
+    eval_chunk_rays: ClassVar[int] = 4096
+    """Rays per forward call when rendering whole images (`render_image`); override per method
+    (a property where it depends on the config)."""
+    train_defaults: ClassVar[dict[str, float | int]] = {}
+    """Trainer values (lr, lr_final, batch_rays) used when the user gives none; the keys left
+    out fall back to `nerfkit.config.TRAIN_DEFAULTS`."""
 
     def __init__(self, meta: SceneMeta) -> None:
         super().__init__()
@@ -55,3 +97,36 @@ class Method(torch.nn.Module):
     def param_groups(self, lr: float) -> list[dict]:
         """Optimiser parameter groups; override for per-group learning rates."""
         return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
+
+    @torch.no_grad()
+    def render_image(
+        self,
+        cameras: Cameras,
+        k: int,
+        near: float,
+        far: float,
+        ndc: bool = False,
+        time: float | None = None,
+    ) -> RenderedImage:
+        """Render camera k's full image in eval mode, `eval_chunk_rays` rays per forward call
+        (bounded memory); the training mode is restored afterwards.
+
+        Args:
+            time: the view's time for dynamic scenes (None: static).
+        """
+        was_training = self.training
+        self.eval()
+        rays = cameras.image_rays(k, near, far, ndc=ndc, time=time)
+        rgb, depth, acc = [], [], []
+        for i in range(0, len(rays), self.eval_chunk_rays):
+            out = self(rays[i : i + self.eval_chunk_rays].to(self.background.device))
+            rgb.append(out.rgb.float().cpu())
+            depth.append(out.depth.float().cpu())
+            acc.append(out.acc.float().cpu())
+        self.train(was_training)
+        h, w = cameras.height, cameras.width
+        return RenderedImage(
+            torch.cat(rgb).reshape(h, w, 3).clamp(0, 1),
+            torch.cat(depth).reshape(h, w),
+            torch.cat(acc).reshape(h, w),
+        )

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +53,8 @@ from nerfkit.methods.base import Method, RenderOutput
 from nerfkit.methods.layers import fused_linear
 from nerfkit.render.encoding import encoded_dim, positional_encoding
 from nerfkit.render.grid import (
+    CompositeParams,
+    MarchParams,
     grid_shape_for,
     march,
     march_composite,
@@ -66,9 +68,6 @@ from nerfkit.render.volume import accumulate_packed, render_weights_packed
 @dataclass
 class GridConfig:
     """Options of the `grid` method (dense voxel grids, DVGO-style)."""
-
-    train_defaults: ClassVar[dict] = {"lr": 1e-3, "lr_final": 1e-4, "batch_rays": 4096}
-    """TrainConfig values used when the user gives none (see TrainConfig.resolve_defaults)."""
 
     num_voxels_final: int = 160**3
     """Voxels of the density and feature grids at the end of coarse-to-fine growth."""
@@ -129,11 +128,6 @@ class GridConfig:
     """Rays per forward call when rendering whole images."""
 
 
-# ----------------------------------------------------------------------------------------------
-# trilinear interpolation: reference and fused kernel
-# ----------------------------------------------------------------------------------------------
-
-
 _COLOUR_BLOCK = 32768
 """Samples per colour-MLP call in `GridMethod._render_fused`."""
 
@@ -142,8 +136,24 @@ _COLOUR_BLOCK = 32768
 # ----------------------------------------------------------------------------------------------
 
 
+@dataclass
+class GridOutput(RenderOutput):
+    """`RenderOutput` plus what only this method reads: the samples that got a colour.
+
+    num_colour_samples: scalar, how many there were; while training (for the per-sample colour
+    loss) w_sel [Q] their weights, idx_sel [Q] their rays, rgb_sel [Q, 3] their colours.
+    """
+
+    num_colour_samples: Tensor | None = None
+    w_sel: Tensor | None = None
+    idx_sel: Tensor | None = None
+    rgb_sel: Tensor | None = None
+
+
 class GridMethod(Method):
     """Density + feature voxel grids with a tiny colour MLP (see the module docstring)."""
+
+    train_defaults = {"lr": 1e-3, "lr_final": 1e-4, "batch_rays": 4096}
 
     def __init__(self, config: GridConfig, meta: SceneMeta) -> None:
         super().__init__(meta)
@@ -183,6 +193,9 @@ class GridMethod(Method):
         self.register_buffer("mlp_on", torch.tensor(config.mlp_start <= 0))
         self.use_mask = False
         self._grid_box = (self.lo.clone(), self.hi.clone())  # box the grid tensors are stored over
+        # termination points of opaque training rays over the last 8 steps, for `fit_box`; not
+        # in checkpoints (a resumed run gathers them afresh before fitting the box)
+        self._surface_pts: list[Tensor] = []
 
     # -- grid geometry ------------------------------------------------------------------------
     @property
@@ -212,19 +225,26 @@ class GridMethod(Method):
         return F.softplus(raw + self.shift) * self.sigma_scale
 
     # -- sampling -----------------------------------------------------------------------------
-    def _march_args(self, rays: Rays, perturb: bool) -> tuple[tuple, float]:
-        """The arguments of `march` / `march_composite` up to `max_samples` (rays clipped to the
-        grid box and [near, far], steps of `step_ratio` voxels, jittered or centred), and the
-        step length in world units."""
+    def _march_args(self, rays: Rays, perturb: bool) -> tuple[MarchParams, float]:
+        """What `march` / `march_composite` march (rays clipped to the grid box and [near, far],
+        steps of `step_ratio` voxels, jittered or centred), and the step length in world units."""
         o, d = rays.origins, rays.directions
         t_min, t_max = ray_aabb(o, d, self.lo, self.hi)
-        t_min = torch.maximum(t_min, rays.near)
-        t_max = torch.minimum(t_max, rays.far)
         step_world = self.config.step_ratio * self.voxel_size
-        step_t = step_world / d.norm(dim=-1)  # [R] step in units of t
-        jitter = torch.rand_like(t_min) if perturb else torch.full_like(t_min, 0.5)
-        args = (o, d, t_min, t_max, step_t, jitter, self.occupancy, self.use_mask, self.lo, self.hi)
-        return (*args, self.config.max_samples_per_ray), step_world
+        params = MarchParams(
+            origins=o,
+            directions=d,
+            t_min=torch.maximum(t_min, rays.near),
+            t_max=torch.minimum(t_max, rays.far),
+            step=step_world / d.norm(dim=-1),  # [R] step in units of t
+            jitter=torch.rand_like(t_min) if perturb else torch.full_like(t_min, 0.5),
+            occupancy=self.occupancy,
+            use_mask=self.use_mask,
+            lo=self.lo,
+            hi=self.hi,
+            max_samples=self.config.max_samples_per_ray,
+        )
+        return params, step_world
 
     def sample_rays(self, rays: Rays, perturb: bool) -> dict[str, Tensor]:
         """Packed samples every `step_ratio` voxels inside the grid box, empty space skipped.
@@ -233,8 +253,8 @@ class GridMethod(Method):
             dict with ray_indices [P] (non-decreasing), t [P], coords [P, 3] (vertex units),
             deltas [P] (world lengths).
         """
-        args, step_world = self._march_args(rays, perturb)
-        ray_idx, t, coords = march(*args, self.config.kernel)
+        params, step_world = self._march_args(rays, perturb)
+        ray_idx, t, coords = march(params, self.config.kernel)
         deltas = torch.full_like(t, step_world)
         return {"ray_indices": ray_idx, "t": t, "coords": coords, "deltas": deltas}
 
@@ -254,78 +274,98 @@ class GridMethod(Method):
         thr = c.weight_threshold if bool(self.mlp_on) else 0.0
         sel = (weights.detach() > thr).nonzero().squeeze(-1)
         w_sel, idx_sel = weights[sel], ray_idx[sel]
-        feat = self.features_at(coords[sel])
-        logits = feat[:, :3]
-        if bool(self.mlp_on):
-            vd = positional_encoding(rays.viewdirs, c.dir_freqs)[idx_sel]
-            logits = logits + self.mlp(torch.cat([feat, vd], dim=-1))
-        rgb_s = torch.sigmoid(logits)
-        rgb = accumulate_packed(w_sel[:, None] * rgb_s, idx_sel, r)
-        rgb = rgb + (1.0 - acc[:, None]) * self.background.to(rgb)
+        vd_ray = self._view_encoding(rays)
+        vd = None if vd_ray is None else vd_ray[idx_sel]
+        rgb_s = self._colour(self.features_at(coords[sel]), vd)
+        rgb = self._composite(rgb_s, w_sel, idx_sel, acc)
         depth = accumulate_packed(weights * t, ray_idx, r) / acc.clamp(min=1e-10)
-        extras = {
-            "num_samples": torch.tensor(float(t.shape[0])),
-            "num_colour_samples": torch.tensor(float(sel.shape[0])),
-        }
+        out = GridOutput(
+            rgb,
+            depth,
+            acc,
+            num_samples=torch.tensor(float(t.shape[0])),
+            num_colour_samples=torch.tensor(float(sel.shape[0])),
+        )
         if self.training:
-            extras.update(w_sel=w_sel, idx_sel=idx_sel, rgb_sel=rgb_s)
+            out.w_sel, out.idx_sel, out.rgb_sel = w_sel, idx_sel, rgb_s
             if not bool(self.box_fitted):
                 self._record_surfaces(rays, depth.detach(), acc.detach())
-        return RenderOutput(rgb, depth, acc, extras)
+        return out
 
-    def _render_fused(self, rays: Rays) -> RenderOutput | None:
+    def _render_fused(self, rays: Rays) -> GridOutput | None:
         """Inference through `march_composite` (marching, density and compositing in one C++
         pass with early termination); colour only for the samples it returns. The same image as
         the unfused path up to `stop_transmittance`. None where the kernel is unavailable."""
         c = self.config
-        args, step_world = self._march_args(rays, perturb=False)
-        thr = c.weight_threshold if bool(self.mlp_on) else 0.0
-        res = march_composite(
-            *args,
-            self.density,
-            self.shift,
-            self.sigma_scale,
-            step_world,
-            thr,
-            c.stop_transmittance,
+        params, step_world = self._march_args(rays, perturb=False)
+        composite = CompositeParams(
+            density=self.density,
+            shift=self.shift,
+            sigma_scale=self.sigma_scale,
+            delta=step_world,
+            weight_threshold=c.weight_threshold if bool(self.mlp_on) else 0.0,
+            stop_transmittance=c.stop_transmittance,
         )
+        res = march_composite(params, composite)
         if res is None:
             return None
         acc, wt, idx_sel, coords, w_sel, evals = res
-        r = len(rays)
-        vd_ray = positional_encoding(rays.viewdirs, c.dir_freqs) if bool(self.mlp_on) else None
-        lins = [m for m in self.mlp if isinstance(m, nn.Linear)]
+        vd_ray = self._view_encoding(rays)
         rgb_s = torch.empty(coords.shape[0], 3, dtype=coords.dtype, device=coords.device)
         # colour in blocks of samples whose activations stay in cache (the MLP is thin: on the
         # whole chunk at once it is bound by memory traffic, measured 2x slower)
         for i in range(0, coords.shape[0], _COLOUR_BLOCK):
             sl = slice(i, i + _COLOUR_BLOCK)
-            feat = self.features_at(coords[sl])
-            logits = feat[:, :3]
-            if vd_ray is not None:
-                h = torch.cat([feat, vd_ray[idx_sel[sl]]], dim=-1)
-                for k, lin in enumerate(lins):  # self.mlp, bias + ReLU fused into the products
+            vd = None if vd_ray is None else vd_ray[idx_sel[sl]]
+            rgb_s[sl] = self._colour(self.features_at(coords[sl]), vd, fused=True)
+        return GridOutput(
+            self._composite(rgb_s, w_sel, idx_sel, acc),
+            wt / acc.clamp(min=1e-10),
+            acc,
+            num_samples=evals.float(),
+            num_colour_samples=torch.tensor(float(idx_sel.shape[0])),
+        )
+
+    def _view_encoding(self, rays: Rays) -> Tensor | None:
+        """[R, Cd] encoded view directions for the colour MLP; None before it is switched on."""
+        if not bool(self.mlp_on):
+            return None
+        return positional_encoding(rays.viewdirs, self.config.dir_freqs)
+
+    def _colour(self, feat: Tensor, vd: Tensor | None, fused: bool = False) -> Tensor:
+        """Sample colours [Q, 3] = sigmoid(features[:3] + MLP(features, vd)); without the MLP
+        where vd is None (before `mlp_start`).
+
+        Args:
+            feat: [Q, feature_dim] features; vd: [Q, Cd] encoded view directions or None.
+            fused: run `self.mlp` with bias and ReLU fused into the products (no autograd).
+        """
+        logits = feat[:, :3]
+        if vd is not None:
+            h = torch.cat([feat, vd], dim=-1)
+            if fused:
+                lins = [m for m in self.mlp if isinstance(m, nn.Linear)]
+                for k, lin in enumerate(lins):
                     h = fused_linear(h, lin.weight, lin.bias, relu=k < len(lins) - 1)
-                logits = logits + h
-            torch.sigmoid(logits, out=rgb_s[sl])
-        rgb = accumulate_packed(w_sel[:, None] * rgb_s, idx_sel, r)
-        rgb = rgb + (1.0 - acc[:, None]) * self.background.to(rgb)
-        depth = wt / acc.clamp(min=1e-10)
-        extras = {
-            "num_samples": evals.float(),
-            "num_colour_samples": torch.tensor(float(idx_sel.shape[0])),
-        }
-        return RenderOutput(rgb, depth, acc, extras)
+            else:
+                h = self.mlp(h)
+            logits = logits + h
+        return torch.sigmoid(logits)
+
+    def _composite(self, rgb_s: Tensor, w_sel: Tensor, idx_sel: Tensor, acc: Tensor) -> Tensor:
+        """Ray colours [R, 3]: sum of w_sel [Q] x rgb_s [Q, 3] over each ray's samples (idx_sel
+        [Q]), plus the background seen through 1 - acc [R]."""
+        rgb = accumulate_packed(w_sel[:, None] * rgb_s, idx_sel, acc.shape[0])
+        return rgb + (1.0 - acc[:, None]) * self.background.to(rgb)
 
     def loss(self, out: RenderOutput, rgb_true: Tensor) -> dict[str, Tensor]:
         c = self.config
         mse = torch.mean((out.rgb - rgb_true) ** 2)
         losses = {"mse": mse}
         total = mse
-        if c.rgbper_weight > 0 and "w_sel" in out.extras:
-            e = out.extras
-            err = ((e["rgb_sel"] - rgb_true[e["idx_sel"]]) ** 2).sum(-1)
-            rgbper = (e["w_sel"] * err).sum() / rgb_true.shape[0]
+        if c.rgbper_weight > 0 and isinstance(out, GridOutput) and out.w_sel is not None:
+            err = ((out.rgb_sel - rgb_true[out.idx_sel]) ** 2).sum(-1)
+            rgbper = (out.w_sel * err).sum() / rgb_true.shape[0]
             losses["rgbper"] = rgbper
             total = total + c.rgbper_weight * rgbper
         if c.entropy_weight > 0:
@@ -409,7 +449,7 @@ class GridMethod(Method):
         """Keep the termination points of opaque training rays (for `fit_box`)."""
         hit = acc > 0.9
         pts = rays.origins[hit] + depth[hit, None] * rays.directions[hit]
-        self._surface_pts = ([*getattr(self, "_surface_pts", []), pts])[-8:]
+        self._surface_pts = [*self._surface_pts, pts][-8:]
 
     def fit_box(self, threshold: float, force: bool = False) -> bool:
         """Shrink the grid box to the scene content, plus a margin.
@@ -420,7 +460,7 @@ class GridMethod(Method):
         the vertices whose sample opacity exceeds `threshold`. If nothing is occupied the box
         is kept and, unless `force`, the fit stays pending.
         Returns True when the box was fitted (call `resample`)."""
-        pts = torch.cat(getattr(self, "_surface_pts", []) or [self.lo.new_zeros(0, 3)])
+        pts = torch.cat(self._surface_pts or [self.lo.new_zeros(0, 3)])
         if pts.shape[0] >= 1000:
             self.box_fitted.fill_(True)
             margin = 0.05 * (self.scene_hi - self.scene_lo)
@@ -486,5 +526,6 @@ class GridMethod(Method):
         self.use_mask = not bool(self.occupancy.all())
 
     @property
-    def eval_chunk_rays(self) -> int:
+    def eval_chunk_rays(self) -> int:  # type: ignore[override]
+        """Rays per forward call when rendering whole images (`--grid.eval-chunk`)."""
         return self.config.eval_chunk

@@ -11,7 +11,7 @@ Every ablation of the paper is a field of `NeRFConfig`.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
@@ -20,8 +20,8 @@ from torch import Tensor, nn
 
 from nerfkit.cameras import Rays
 from nerfkit.data.scene import SceneMeta
-from nerfkit.methods import layers
-from nerfkit.methods.base import Method, RenderOutput
+from nerfkit.methods.base import Method, RaySamples, RenderOutput
+from nerfkit.methods.nerf_fast import MLPArch, fast_mlp
 from nerfkit.render.encoding import encoded_dim, positional_encoding
 from nerfkit.render.sampling import merge_samples, sample_pdf, stratified_samples
 from nerfkit.render.volume import render_along_rays, sample_deltas
@@ -64,171 +64,6 @@ class NeRFConfig:
     """Points per MLP call when rendering without gradients (bounds memory)."""
 
 
-def _relu_grad_(grad: Tensor, out: Tensor) -> Tensor:
-    """grad *= (out > 0) in place: the ReLU derivative, from the ReLU's output."""
-    return torch.ops.aten.threshold_backward.grad_input(grad, out, 0, grad_input=grad)
-
-
-def _skip_linear_relu(x: Tensor, h: Tensor, w: Tensor, b: Tensor, in_pos: int) -> Tensor:
-    """relu(w @ cat([x, h]) + b) without the concatenation: w[:, :in_pos] x + w[:, in_pos:] h."""
-    xpart = torch.mm(x, w[:, :in_pos].t())
-    if layers.FUSED_LINEAR and h.device.type == "cpu":
-        # (a strided weight view sends oneDNN to a reference kernel ~1000x slower: copy it)
-        w_h = w[:, in_pos:].contiguous()
-        out = torch.ops.mkldnn._linear_pointwise.binary(h, xpart, w_h, b, "add")
-    else:
-        out = xpart.add_(b).addmm_(h, w[:, in_pos:].t())
-    return out.relu_()
-
-
-def _mlp_forward(
-    x: Tensor,
-    dterm: Tensor | None,
-    params: tuple[Tensor, ...],
-    depth: int,
-    skip: int,
-    in_pos: int,
-    use_viewdirs: bool,
-    keep: bool,
-) -> tuple[Tensor, Tensor, list[Tensor]]:
-    """The paper MLP with fused, in-place ops; see `_FastMLP` for the parameter layout.
-
-    Returns raw sigma [P, 1], raw (pre-sigmoid) rgb [P, 3], and, when `keep`, the activations
-    the backward pass needs (trunk outputs h_0..h_{depth-1}, then feature and view activations).
-    """
-    saved: list[Tensor] = []
-    h = x
-    for i in range(depth):
-        w, b = params[2 * i], params[2 * i + 1]
-        if 0 < i == skip + 1:  # this layer sees cat([x, h]): split its weight instead
-            h = _skip_linear_relu(x, h, w, b, in_pos)
-        else:
-            h = layers.fused_linear(h, w, b, relu=True)
-        if keep:
-            saved.append(h)
-    k = 2 * depth
-    if use_viewdirs:
-        wa, ba, wf, bf, wvf, wr, br = params[k : k + 7]
-        sigma = torch.addmm(ba, h, wa.t())
-        feat = layers.fused_linear(h, wf, bf, relu=False)
-        del h
-        v = torch.mm(feat, wvf.t())  # [P, W/2]
-        r = dterm.shape[0]
-        v.view(r, -1, v.shape[-1]).add_(dterm[:, None, :])  # per-ray direction term + bias
-        v.relu_()
-        rgb = torch.addmm(br, v, wr.t())
-        if keep:
-            saved += [feat, v]
-    else:
-        wo, bo = params[k : k + 2]
-        out4 = torch.addmm(bo, h, wo.t())
-        sigma, rgb = out4[:, 3:].contiguous(), out4[:, :3].contiguous()
-    return sigma, rgb, saved
-
-
-class _FastMLP(torch.autograd.Function):
-    """Forward and hand-written backward of the paper MLP (exact, fp32).
-
-    Compared with composing nn.Linear / F.relu / torch.cat under autograd, this:
-    fuses bias and ReLU into in-place ops; replaces the concatenation at the skip layer by a
-    split weight (W [x, h] = W_x x + W_h h), so neither the cat nor the gradient of the
-    (constant) encoded input is computed; takes the view branch's direction term
-    W_d gamma(d) + b per ray (computed once per ray by the caller, broadcast over its samples);
-    and in the backward pass applies the ReLU derivatives in place, reuses two gradient
-    buffers, and frees each activation as soon as it is used.
-
-    params: W_0, b_0, ..., W_{depth-1}, b_{depth-1}, then with view dependence
-    W_alpha, b_alpha, W_feature, b_feature, W_views[:, :width], W_rgb, b_rgb, else
-    W_output, b_output. The input x must not require grad.
-    """
-
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx,
-        x: Tensor,
-        dterm: Tensor | None,
-        arch: tuple[int, int, int, bool],
-        *params: Tensor,
-    ) -> tuple[Tensor, Tensor]:
-        depth, skip, in_pos, use_viewdirs = arch
-        sigma, rgb, saved = _mlp_forward(x, dterm, params, depth, skip, in_pos, use_viewdirs, True)
-        ctx.arch = arch
-        ctx.save_for_backward(x, *params)  # inputs: autograd checks they are not modified
-        ctx.saved = saved  # intermediates, freed one by one in backward (not double-differentiable)
-        ctx.n_rays = None if dterm is None else dterm.shape[0]
-        return sigma, rgb
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx, g_sigma: Tensor | None, g_rgb: Tensor | None
-    ) -> tuple[Tensor | None, ...]:
-        depth, skip, in_pos, use_viewdirs = ctx.arch
-        saved = ctx.saved
-        if saved is None:
-            raise RuntimeError(
-                "NeRFMLP fast path: backward ran twice through the same forward; set "
-                "NeRFMLP.fast = False to use retain_graph"
-            )
-        ctx.saved = None
-        x, *params = ctx.saved_tensors
-        n = x.shape[0]
-        if g_sigma is None:
-            g_sigma = x.new_zeros(n, 1)
-        if g_rgb is None:
-            g_rgb = x.new_zeros(n, 3)
-        grads: list[Tensor | None] = [None] * len(params)
-        k = 2 * depth
-        g_dterm = None
-        h = saved[depth - 1]
-        if use_viewdirs:
-            wa, _, wf, _, wvf, wr, _ = params[k : k + 7]
-            v = saved.pop()
-            feat = saved.pop()
-            grads[k + 5] = g_rgb.t().mm(v)
-            grads[k + 6] = g_rgb.sum(0)
-            g_v = _relu_grad_(torch.mm(g_rgb, wr), v)
-            del v
-            g_dterm = g_v.view(ctx.n_rays, -1, g_v.shape[-1]).sum(1)
-            grads[k + 4] = g_v.t().mm(feat)
-            del feat
-            g_feat = torch.mm(g_v, wvf)
-            del g_v
-            grads[k + 2] = g_feat.t().mm(h)
-            grads[k + 3] = g_feat.sum(0)
-            grads[k] = g_sigma.t().mm(h)
-            grads[k + 1] = g_sigma.sum(0)
-            g_h = torch.mm(g_feat, wf)
-            g_h.addmm_(g_sigma, wa)
-            del g_feat
-        else:
-            wo = params[k]
-            g_out = torch.cat([g_rgb, g_sigma], dim=1)
-            grads[k] = g_out.t().mm(h)
-            grads[k + 1] = g_out.sum(0)
-            g_h = torch.mm(g_out, wo)
-        spare: Tensor | None = None
-        for i in range(depth - 1, -1, -1):
-            w = params[2 * i]
-            h = saved.pop()
-            _relu_grad_(g_h, h)
-            del h
-            grads[2 * i + 1] = g_h.sum(0)
-            inp = saved[-1] if i > 0 else x
-            if 0 < i == skip + 1:
-                grads[2 * i] = torch.cat([g_h.t().mm(x), g_h.t().mm(inp)], dim=1)
-                w_in = w[:, in_pos:]
-            else:
-                grads[2 * i] = g_h.t().mm(inp)
-                w_in = w
-            if i > 0:
-                if spare is None:
-                    spare = torch.empty_like(g_h)
-                g_prev = torch.mm(g_h, w_in, out=spare)
-                spare, g_h = g_h, g_prev
-        return (None, g_dterm, None, *grads)
-
-
 class NeRFMLP(nn.Module):
     """The paper's MLP.
 
@@ -237,9 +72,9 @@ class NeRFMLP(nn.Module):
     raw density [P] and RGB in [0, 1] [P, 3].
 
     In fp32 (no autocast) and when x needs no gradient, the evaluation goes through
-    `_FastMLP`, which computes the same function (to float rounding) with fewer passes over
-    memory; `fast = False`, autocast (bf16), or a differentiable x select the straightforward
-    layer-by-layer code.
+    `nerf_fast.fast_mlp`, which computes the same function (to float rounding) with fewer passes
+    over memory; `fast = False`, autocast (bf16), or a differentiable x select the
+    straightforward layer-by-layer code.
     """
 
     def __init__(
@@ -316,15 +151,8 @@ class NeRFMLP(nn.Module):
                 raise ValueError("NeRFMLP with view dependence needs directions d")
             # the direction half of views_linear (and its bias), once per ray
             dterm = F.linear(d, self.views_linear.weight[:, self.width :], self.views_linear.bias)
-        arch = (self.depth, self.skip, self.in_pos, self.use_viewdirs)
-        params = self._fast_params()
-        if torch.is_grad_enabled() and any(p.requires_grad for p in params):
-            sigma, rgb = _FastMLP.apply(x, dterm, arch, *params)
-        else:
-            with torch.no_grad():
-                sigma, rgb, _ = _mlp_forward(
-                    x, dterm, params, self.depth, self.skip, self.in_pos, self.use_viewdirs, False
-                )
+        arch = MLPArch(self.depth, self.skip, self.in_pos, self.use_viewdirs)
+        sigma, rgb = fast_mlp(x, dterm, arch, self._fast_params())
         return sigma[:, 0], torch.sigmoid(rgb)
 
 
@@ -390,19 +218,23 @@ class NeRF(Method):
             return F.softplus(raw)
         return F.relu(raw)
 
-    def render_samples(self, net: NeRFMLP, rays: Rays, t: Tensor) -> dict[str, Tensor]:
-        """Volume-render rays with samples at distances t [R, S] through network `net`."""
+    def render_samples(self, net: NeRFMLP, rays: Rays, t: Tensor) -> RenderOutput:
+        """Volume-render rays with samples at distances t [R, S] through network `net`
+        (the output keeps its samples)."""
         pts = rays.origins[:, None, :] + t[..., None] * rays.directions[:, None, :]
         raw, rgb = self.query(net, pts, rays.viewdirs)
         sigma = self._activate(raw)
         # distances along non-unit (NDC) directions are scaled to true lengths
         deltas = sample_deltas(t) * rays.directions.norm(dim=-1, keepdim=True)
         out = render_along_rays(sigma, rgb, t, deltas, self.background)
-        out["sigma"] = sigma
-        out["t"] = t
-        return out
+        samples = RaySamples(t, sigma, out["weights"], out["trans"])
+        return RenderOutput(out["rgb"], out["depth"], out["acc"], samples=samples)
 
     def forward(self, rays: Rays) -> RenderOutput:
+        """Coarse pass on stratified samples; fine pass on the union of those and importance
+        samples drawn from the coarse weights. Returns the fine output (the coarse one without
+        a fine network), with the coarse pass in `coarse` and the importance samples in
+        `t_fine`."""
         c = self.config
         t_c = stratified_samples(
             rays.near,
@@ -412,47 +244,32 @@ class NeRF(Method):
             lindisp=c.lindisp,
         )
         coarse = self.render_samples(self.coarse, rays, t_c)
-        extras = {
-            "rgb_coarse": coarse["rgb"],
-            "acc_coarse": coarse["acc"],
-            "depth_coarse": coarse["depth"],
-            "t_coarse": t_c,
-            "weights_coarse": coarse["weights"],
-            "sigma_coarse": coarse["sigma"],
-        }
         if self.fine is None:
-            return RenderOutput(coarse["rgb"], coarse["depth"], coarse["acc"], extras)
+            return replace(coarse, coarse=coarse)
         mids = 0.5 * (t_c[:, 1:] + t_c[:, :-1])
         t_f = sample_pdf(
             mids,
-            coarse["weights"][:, 1:-1],
+            coarse.samples.weights[:, 1:-1],
             c.n_fine,
             deterministic=not (self.training and c.perturb),
         )
-        t_all = merge_samples(t_c, t_f)
-        fine = self.render_samples(self.fine, rays, t_all)
-        extras.update(
-            t_fine=t_f,
-            t=t_all,
-            weights=fine["weights"],
-            sigma=fine["sigma"],
-            trans=fine["trans"],
-        )
-        return RenderOutput(fine["rgb"], fine["depth"], fine["acc"], extras)
+        fine = self.render_samples(self.fine, rays, merge_samples(t_c, t_f))
+        return replace(fine, coarse=coarse, t_fine=t_f)
 
     def loss(self, out: RenderOutput, rgb_true: Tensor) -> dict[str, Tensor]:
+        """MSE of the fine colour plus MSE of the coarse colour (coarse only: its MSE)."""
         mse = torch.mean((out.rgb - rgb_true) ** 2)
         losses = {"mse": mse}
         total = mse
         if self.fine is not None:
-            mse_c = torch.mean((out.extras["rgb_coarse"] - rgb_true) ** 2)
+            mse_c = torch.mean((out.coarse.rgb - rgb_true) ** 2)
             losses["mse_coarse"] = mse_c
             total = total + mse_c
         losses["loss"] = total
         return losses
 
     @property
-    def eval_chunk_rays(self) -> int:
+    def eval_chunk_rays(self) -> int:  # type: ignore[override]
         """Rays per forward call when rendering whole images."""
         per_ray = self.config.n_coarse + self.config.n_fine
         return max(256, self.config.chunk_points // max(per_ray, 1) * 2)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from nerfkit.evaluate import image_metrics, psnr, quantize, ssim
+from nerfkit.metrics import image_metrics, psnr, quantize, ssim
 
 
 def _ssim_reference(x: np.ndarray, y: np.ndarray) -> float:
