@@ -14,16 +14,14 @@ import torch
 from helpers import TINY_NERF, run_cli
 from PIL import Image
 
-from nerfkit.data.synthetic import orbit_pose, render_ground_truth
+from nerfkit.data.synthetic import render_ground_truth
 from nerfkit.errors import NerfkitError
+from nerfkit.poses import opencv_w2c_to_c2w, orbit_pose, rotation_angle_deg, umeyama
 from nerfkit.process import (
     _prepare_photos,
-    colmap_to_c2w_opengl,
     intrinsics_json,
-    rotation_angle_deg,
     sample_video_frames,
     sharpness,
-    umeyama,
 )
 
 needs_pycolmap = pytest.mark.skipif(
@@ -76,14 +74,15 @@ def processed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarra
 # ----------------------------------------------------------------------------- unit tests
 
 
-def test_colmap_to_c2w_opengl_inverts_world_to_camera() -> None:
+def test_opencv_w2c_to_c2w_inverts_colmap_world_to_camera() -> None:
     c2w = _c2w(0.7, 0.4).numpy()
     # the same camera in COLMAP's terms: OpenCV axes (y down, z forward), world-to-camera
     c2w_cv = c2w @ np.diag([1.0, -1.0, -1.0, 1.0])
     w2c = np.linalg.inv(c2w_cv)[:3]
-    np.testing.assert_allclose(colmap_to_c2w_opengl(w2c), c2w, atol=1e-12)
+    got = opencv_w2c_to_c2w(w2c[None, :3, :3], w2c[None, :3, 3])[0]
+    np.testing.assert_allclose(got, c2w, atol=1e-12)
     # the camera looks along -z (OpenGL) at the origin
-    view = -colmap_to_c2w_opengl(w2c)[:3, 2]
+    view = -got[:3, 2]
     to_origin = -c2w[:3, 3] / np.linalg.norm(c2w[:3, 3])
     np.testing.assert_allclose(view, to_origin, atol=1e-12)
 

@@ -4,7 +4,8 @@ Every row trains the `nerf` method under the same wall-clock budget into its own
 folder `OUTPUT/<row>/` (so `nerfkit eval / render / inspect` work on it), evaluates it on the
 test split and writes `OUTPUT/<row>/ablation_row.json`. When all selected rows are done the sweep
 writes `OUTPUT/ablation.md`, `OUTPUT/ablation.csv`, `OUTPUT/psnr_vs_time.png` and
-`OUTPUT/grid.png` from every row result present in OUTPUT.
+`OUTPUT/grid.png` from every row result present in OUTPUT (`nerfkit.ablate_report`). This module
+is the study: the rows, the sweep's config, training and resuming rows, their evaluation.
 
 The paper's model takes ~10 s per step on a 2-core CPU, so the rows are built from a *base*
 configuration that can be shrunk (width, depth, rays per step, and a scale on every sample count);
@@ -49,7 +50,6 @@ Sampling, inverse-CDF and compositing (a few FLOPs per sample) are left out.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import shutil
@@ -62,7 +62,9 @@ from typing import Literal
 import numpy as np
 import torch
 
-from nerfkit.config import TrainConfig, save_json_atomic, to_dict
+from nerfkit.ablate_report import write_report
+from nerfkit.atomic import save_json_atomic, write_text_atomic
+from nerfkit.config import TrainConfig, to_dict
 from nerfkit.data.scene import Scene, Split
 from nerfkit.errors import NerfkitError
 from nerfkit.methods.nerf import NeRFConfig, NeRFMLP
@@ -320,9 +322,7 @@ def _truncate_metrics(run_dir: Path, step: int) -> None:
                 keep.append(line)
         except json.JSONDecodeError:
             continue  # a half-written last line of a killed run
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(s + "\n" for s in keep))
-    tmp.replace(path)
+    write_text_atomic(path, "".join(s + "\n" for s in keep))
 
 
 def train_row(cfg: AblationConfig, row: Row, scene: Scene) -> dict:
@@ -367,8 +367,8 @@ def eval_indices(n: int, max_views: int | None) -> list[int]:
 def evaluate_row(cfg: AblationConfig, row: Row, scene: Scene) -> dict:
     """Evaluate OUTPUT/<row> on (part of) the test split; PNGs go to OUTPUT/<row>/eval_test/."""
     from nerfkit.data.io import downscale_image
-    from nerfkit.evaluate import image_metrics, render_image, summarize
     from nerfkit.media import write_png
+    from nerfkit.metrics import image_metrics, summarize
     from nerfkit.run import load_run
 
     run = load_run(Path(cfg.output) / row.name, cfg.device)
@@ -386,10 +386,10 @@ def evaluate_row(cfg: AblationConfig, row: Row, scene: Scene) -> dict:
         it = tqdm(idx, desc=f"  eval {row.name}", unit="view", leave=False)
     for k in it:
         t = None if sp.times is None else float(sp.times[k])
-        r = render_image(run.method, cams, k, meta.near, meta.far, ndc=meta.ndc, time=t)
+        r = run.method.render_image(cams, k, meta.near, meta.far, ndc=meta.ndc, time=t)
         true = downscale_image(sp.images[k], f)[: cams.height, : cams.width]
-        views.append({"name": sp.names[k], **image_metrics(r["rgb"], true)})
-        write_png(out_dir / f"{sp.names[k]}.png", r["rgb"])
+        views.append({"name": sp.names[k], **image_metrics(r.rgb, true)})
+        write_png(out_dir / f"{sp.names[k]}.png", r.rgb)
         if k == idx[min(cfg.grid_view, len(idx) - 1)]:
             write_png(Path(cfg.output) / "grid_truth.png", true)
     return {
@@ -527,199 +527,6 @@ def run_ablation(cfg: AblationConfig) -> list[dict]:
     return results
 
 
-# -- report -------------------------------------------------------------------------------------
-TABLE_COLUMNS = (
-    "row", "paper_psnr", "psnr", "ssim", "steps", "sec_per_step", "params", "mflops_per_ray",
-    "n_coarse", "n_fine", "pos_freqs", "dir_freqs", "use_viewdirs", "n_train_images",
-)  # fmt: skip
-
-
-def _csv_row(r: dict) -> dict:
-    d = {k: r.get(k) for k in TABLE_COLUMNS}
-    d["mflops_per_ray"] = round(r["flops_per_ray"] / 1e6, 4)
-    d["psnr"], d["ssim"] = round(r["psnr"], 3), round(r["ssim"], 4)
-    d["sec_per_step"] = round(r["sec_per_step"], 4)
-    return d
-
-
-def write_report(cfg: AblationConfig, results: list[dict]) -> dict[str, Path]:
-    """ablation.csv, ablation.md, psnr_vs_time.png and grid.png in OUTPUT from `results`."""
-    out = Path(cfg.output)
-    paths = {
-        "csv": out / "ablation.csv",
-        "md": out / "ablation.md",
-        "plot": out / "psnr_vs_time.png",
-        "grid": out / "grid.png",
-    }
-    with open(paths["csv"], "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=TABLE_COLUMNS)
-        w.writeheader()
-        for r in results:
-            w.writerow(_csv_row(r))
-    paths["md"].write_text(markdown_report(cfg, results))
-    plot_psnr_vs_time(out, results, paths["plot"])
-    plot_grid(out, results, paths["grid"], cfg.grid_view)
-    return paths
-
-
-def markdown_table(results: list[dict]) -> str:
-    """The results as a Markdown table, the paper's synthetic PSNR beside ours."""
-    head = (
-        "| row | paper PSNR | PSNR | SSIM | steps | s/step | params | MFLOPs/ray | samples "
-        "| L (pos/dir) | view dep. | train images |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|---:|\n"
-    )
-    lines = []
-    for r in results:
-        paper = "—" if r["paper_psnr"] is None else f"{r['paper_psnr']:.2f}"
-        samples = f"{r['n_coarse']}+{r['n_fine']}"
-        lines.append(
-            f"| {r['row']} | {paper} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['steps']} "
-            f"| {r['sec_per_step']:.3f} | {r['params']:,} | {r['flops_per_ray'] / 1e6:.2f} "
-            f"| {samples} | {r['pos_freqs']}/{r['dir_freqs']} "
-            f"| {'yes' if r['use_viewdirs'] else 'no'} "
-            f"| {r['n_train_images']} |"
-        )
-    return head + "\n".join(lines) + "\n"
-
-
-def markdown_report(cfg: AblationConfig, results: list[dict]) -> str:
-    """OUTPUT/ablation.md: settings, the table, how to read it."""
-    base = cfg.base_nerf()
-    budget = f"{cfg.budget_minutes:g} min of training per row" + (
-        f" (or {cfg.max_steps} steps, whichever comes first)" if cfg.max_steps else ""
-    )
-    res = results[0]["eval_resolution"] if results else ["?", "?"]
-    nviews = len(results[0]["views"]) if results else 0
-    return (
-        "# NeRF ablation\n\n"
-        f"Data: `{cfg.data}` (downscale {cfg.downscale}); {budget}; method `nerf`.\n\n"
-        f"Base configuration (the paper's in brackets): MLP width {base.width} (256), depth "
-        f"{base.depth} (8), skip after layer {base.skip} (4), "
-        f"samples {base.n_coarse}+{base.n_fine} "
-        f"(64+128; every sample count scaled by {cfg.sample_scale:g}), L = {base.pos_freqs}/"
-        f"{base.dir_freqs} (10/4), {cfg.batch_rays} rays per step (4096), lr {cfg.lr:g} -> "
-        f"{cfg.lr / 20:g} over the budget (5e-4 -> 5e-5 over 500k steps), centre-crop rays for "
-        f"the first {cfg.precrop_steps} steps (500), density activation "
-        f"{cfg.density_activation} (relu), seed {cfg.seed}.\n\n"
-        f"Test metrics: mean over {nviews} test view(s) at {res[0]}x{res[1]}, 8-bit images. "
-        "Paper PSNR: mean over the 8 Blender scenes (Table 2), full model trained for 500k steps; "
-        "sample-count rows are not in that table.\n\n"
-        + markdown_table(results)
-        + "\nMFLOPs/ray: forward pass, multiply-add = 2 FLOPs; per sample 2 Σ in·out over the "
-        "MLP's linear layers + 9 L for the positional encoding, coarse net on n_coarse samples, "
-        "fine net on n_coarse + n_fine; + 9 L_dir per net for the direction. Params: coarse + fine "
-        "networks. s/step: training wall-clock time / steps on this machine (shared machines make "
-        "it noisy, and with it the steps reached in the budget).\n\n"
-        "![PSNR versus training time](psnr_vs_time.png)\n\n"
-        "![One test view by every row](grid.png)\n"
-    )
-
-
-def _metrics(run_dir: Path) -> list[dict]:
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    recs = []
-    for line in path.read_text().splitlines():
-        try:
-            recs.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return recs
-
-
-def _smooth(y: np.ndarray, n: int = 10) -> np.ndarray:
-    if len(y) < 3:
-        return y
-    n = min(n, len(y))
-    k = np.ones(n) / n
-    return np.convolve(np.pad(y, (n - 1, 0), mode="edge"), k, mode="valid")
-
-
-def plot_psnr_vs_time(output: Path, results: list[dict], path: Path) -> Path:
-    """One curve per row: PSNR of the first val view rendered during training (or, without
-    such renders, smoothed training-batch PSNR) against training seconds; final test PSNR as a
-    marker at the end of each curve."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=100)
-    cmap = plt.get_cmap("tab10")
-    kinds = set()
-    for i, r in enumerate(results):
-        recs = _metrics(Path(output) / r["row"])
-        val = [(m["time"], m["val_psnr"]) for m in recs if "val_psnr" in m]
-        colour = cmap(i % 10)
-        style = "-" if i < 10 else "-."
-        if len(val) >= 2:
-            t, y = np.array(val).T
-            kinds.add("val")
-            ax.plot(t, y, style, color=colour, lw=1.4, label=r["row"])
-        else:
-            tr = [(m["time"], m["psnr"]) for m in recs if "psnr" in m]
-            if tr:
-                t, y = np.array(tr).T
-                kinds.add("train")
-                ax.plot(t, _smooth(y), ":", color=colour, lw=1.4, label=r["row"])
-        ax.plot([r["train_seconds"]], [r["psnr"]], "o", color=colour, ms=6, mec="k", mew=0.5)
-    what = {
-        frozenset({"val"}): "PSNR of the first val view during training",
-        frozenset({"train"}): "training-batch PSNR (smoothed, dotted)",
-    }.get(frozenset(kinds), "val-view PSNR / smoothed training PSNR (dotted)")
-    ax.set_title(f"{what}; dots: final test PSNR", fontsize=10)
-    ax.set_xlabel("training time (s)")
-    ax.set_ylabel("PSNR (dB)")
-    ax.grid(alpha=0.3)
-    if results:
-        ax.legend(fontsize=8, ncol=2, loc="lower right")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def plot_grid(output: Path, results: list[dict], path: Path, view: int = 0) -> Path:
-    """The same test view rendered by every row (and the truth), labelled with row and PSNR."""
-    import imageio.v3 as iio
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    output = Path(output)
-    panels = []
-    truth = output / "grid_truth.png"
-    for r in results:
-        names = [v["name"] for v in r["views"]]
-        if not names:
-            continue
-        name = names[min(view, len(names) - 1)]
-        img_path = output / r["row"] / "eval_test" / f"{name}.png"
-        if img_path.is_file():
-            p = next(v["psnr"] for v in r["views"] if v["name"] == name)
-            panels.append((f"{r['row']}\n{p:.2f} dB", iio.imread(img_path)))
-    if truth.is_file():
-        panels.insert(0, ("ground truth\n", iio.imread(truth)))
-    n = max(len(panels), 1)
-    cols = min(n, 6)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols, 2.05 * rows), dpi=100, squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, (label, img) in zip(axes.flat, panels):
-        ax.imshow(img, interpolation="nearest")
-        ax.set_title(label, fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
 __all__ = [
     "ROWS",
     "ROW_NAMES",
@@ -729,5 +536,4 @@ __all__ = [
     "param_count",
     "run_ablation",
     "subset_indices",
-    "write_report",
 ]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 from torch import Tensor
+
+from nerfkit.atomic import atomic_path
 
 
 def to_uint8(img: np.ndarray | Tensor) -> np.ndarray:
@@ -17,10 +18,6 @@ def to_uint8(img: np.ndarray | Tensor) -> np.ndarray:
     return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def _tmp_path(path: Path) -> Path:
-    return path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-
-
 def write_png(path: Path, img: np.ndarray | Tensor) -> Path:
     """Write [H, W, 3|4] float in [0, 1] or uint8 as PNG, atomically."""
     import imageio.v3 as iio
@@ -28,9 +25,8 @@ def write_png(path: Path, img: np.ndarray | Tensor) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arr = img if isinstance(img, np.ndarray) and img.dtype == np.uint8 else to_uint8(img)
-    tmp = _tmp_path(path)
-    iio.imwrite(tmp, arr, extension=".png")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, arr, extension=".png")
     return path
 
 
@@ -40,9 +36,9 @@ def write_mp4(path: Path, frames: Iterable[np.ndarray], fps: int = 30) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    try:
-        with iio2.get_writer(
+    with (
+        atomic_path(path) as tmp,
+        iio2.get_writer(
             tmp,
             format="FFMPEG",
             mode="I",
@@ -51,14 +47,12 @@ def write_mp4(path: Path, frames: Iterable[np.ndarray], fps: int = 30) -> Path:
             quality=8,
             pixelformat="yuv420p",
             macro_block_size=1,
-        ) as w:
-            for f in frames:
-                # yuv420p needs even sizes
-                h, wd = f.shape[0] // 2 * 2, f.shape[1] // 2 * 2
-                w.append_data(np.ascontiguousarray(f[:h, :wd]))
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        ) as w,
+    ):
+        for f in frames:
+            # yuv420p needs even sizes
+            h, wd = f.shape[0] // 2 * 2, f.shape[1] // 2 * 2
+            w.append_data(np.ascontiguousarray(f[:h, :wd]))
     return path
 
 

@@ -31,25 +31,27 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import sys
-import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from nerfkit.atomic import install_folder, staging_folder
+from nerfkit.data.core import IMAGE_EXTS as DATASET_IMAGE_EXTS
 from nerfkit.errors import NerfkitError
+from nerfkit.poses import opencv_w2c_to_c2w
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+# photos SIFT can read: the loaders' one list less HDR .exr
+IMAGE_EXTS = tuple(e for e in DATASET_IMAGE_EXTS if e != ".exr")
 VIDEO_EXTS = (".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv")
 CAMERA_MODELS = ("SIMPLE_PINHOLE", "PINHOLE", "SIMPLE_RADIAL", "RADIAL", "OPENCV", "OPENCV_FISHEYE")
 MATCHING = ("auto", "exhaustive", "sequential")
 EXHAUSTIVE_MAX = 100  # photo sets below this size are matched exhaustively by "auto"
-OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])  # flips camera y and z (right-multiplied)
 
 ADVICE = (
     "take photos with more overlap (each part of the scene seen from 3+ views, neighbours "
@@ -82,50 +84,6 @@ def _import_pycolmap():  # noqa: ANN202 (the module)
             f"nerfkit process needs pycolmap ({e}); install it with `pip install pycolmap`"
         ) from None
     return pycolmap
-
-
-# ----------------------------------------------------------------------------- geometry
-
-
-def colmap_to_c2w_opengl(world_to_cam: np.ndarray) -> np.ndarray:
-    """COLMAP world-to-camera [3, 4] (or [4, 4]), OpenCV frame -> camera-to-world [4, 4], OpenGL.
-
-    c2w_cv = [R^T | -R^T t]; the OpenGL camera has y up and looks along -z, so the second and
-    third columns flip.
-    """
-    r, t = world_to_cam[:3, :3], world_to_cam[:3, 3]
-    c2w = np.eye(4)
-    c2w[:3, :3] = r.T
-    c2w[:3, 3] = -r.T @ t
-    return c2w @ OPENCV_TO_OPENGL
-
-
-def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Least-squares similarity dst ~ s * R @ src + t (Umeyama 1991).
-
-    Args:
-        src, dst: [N, 3] corresponding points, N >= 3 not collinear.
-    Returns:
-        (s, R [3, 3] a rotation (det +1), t [3]).
-    """
-    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    xs, xd = src - mu_s, dst - mu_d
-    cov = xd.T @ xs / len(src)
-    u, d, vt = np.linalg.svd(cov)
-    e = np.eye(3)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        e[2, 2] = -1.0
-    rot = u @ e @ vt
-    var_s = (xs**2).sum(1).mean()
-    s = float(np.trace(np.diag(d) @ e) / var_s)
-    return s, rot, mu_d - s * rot @ mu_s
-
-
-def rotation_angle_deg(a: np.ndarray, b: np.ndarray) -> float:
-    """The angle in degrees of the rotation taking [3, 3] rotation a to b (of a^T b)."""
-    c = (np.trace(a.T @ b) - 1.0) / 2.0
-    return float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))))
 
 
 def intrinsics_json(model: str, params: np.ndarray, width: int, height: int) -> dict:
@@ -323,23 +281,6 @@ def _check_output(output: Path, inputs: Path, overwrite: bool) -> None:
         raise NerfkitError(f"{output}: --output must not be the input or a folder holding it")
 
 
-def _install(tmp: Path, output: Path) -> None:
-    """Rename the finished folder tmp to output, replacing an existing output."""
-    old = None
-    if output.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{output.name}.old-", dir=output.parent))
-        os.rename(output, old / "out")
-    try:
-        os.rename(tmp, output)
-    except OSError:
-        if old is not None:  # put the old output back
-            os.rename(old / "out", output)
-        raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-
-
 # ----------------------------------------------------------------------------- progress
 
 
@@ -402,14 +343,80 @@ def process(
     Raises:
         NerfkitError: bad input, missing pycolmap, or too few images registered.
     """
-    from PIL import Image
-
     say = log or (lambda s: print(s, file=sys.stderr, flush=True))
     inputs, output = Path(inputs), Path(output)
+    cm = _check_arguments(
+        inputs, output, downscale, matching, camera_model, min_registered, overwrite
+    )
+    _import_pycolmap()
+    is_video = inputs.is_file()
+    seconds: dict[str, float] = {}
+    with _colmap_session(inputs, verbose), staging_folder(output) as tmp:
+        work = tmp / "_work"  # database, raw models (and full-size images): deleted at the end
+        sfm_images = tmp / "images" if downscale == 1 else work / "images"
+        with _timed(seconds, "inputs"):
+            names = _gather_images(inputs, sfm_images, num_frames, progress, say)
+        work.mkdir(parents=True, exist_ok=True)
+        database = work / "database.db"
+        with _timed(seconds, "features"):
+            _extract_features(database, sfm_images, names, cm, num_threads, say)
+        with _timed(seconds, "matching"):
+            how = _match_features(database, len(names), matching, is_video, num_threads, say)
+        with _timed(seconds, "mapping"):
+            rec = _map(
+                database, sfm_images, work / "sparse", len(names), num_threads, seed, progress, say
+            )
+        n_reg = _check_registered(rec, names, inputs, min_registered, is_video)
+        with _timed(seconds, "writing"):
+            say(f"[5/5] writing the dataset ({n_reg} of {len(names)} images registered)")
+            result = _write_dataset(rec, tmp, sfm_images, names, downscale)
+            result.num_inputs, result.matching, result.camera_model = len(names), how, cm
+            shutil.rmtree(work)
+        result.seconds = seconds
+        install_folder(tmp, output)
+    result.output = output
+    return result
+
+
+@contextmanager
+def _colmap_session(inputs: Path, verbose: bool) -> Iterator[None]:
+    """pycolmap's log silenced unless `verbose` (restored on exit), and COLMAP's own failures
+    (RuntimeError, e.g. an image it cannot read) turned into a one-line NerfkitError."""
+    import pycolmap
+
+    old_level = pycolmap.logging.minloglevel
+    if not verbose:
+        pycolmap.logging.minloglevel = 3  # fatal only: failures come back as our errors
+    try:
+        yield
+    except RuntimeError as e:
+        why = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
+        raise NerfkitError(
+            f"{inputs}: COLMAP failed ({why}); rerun with --verbose to see its log"
+        ) from None
+    finally:
+        pycolmap.logging.minloglevel = old_level
+
+
+def _check_arguments(
+    inputs: Path,
+    output: Path,
+    downscale: int,
+    matching: str,
+    camera_model: str,
+    min_registered: float,
+    overwrite: bool,
+) -> str:
+    """Step 0: check the inputs, the options and the output folder before any work.
+
+    Returns:
+        the COLMAP camera model, upper case.
+    Raises:
+        NerfkitError: one line naming the bad input or option and what to do.
+    """
     if not inputs.exists():
         raise NerfkitError(f"{inputs}: not found; pass a folder of photos or a video file")
-    is_video = inputs.is_file()
-    if is_video and inputs.suffix.lower() not in VIDEO_EXTS:
+    if inputs.is_file() and inputs.suffix.lower() not in VIDEO_EXTS:
         raise NerfkitError(
             f"{inputs}: not a video ({', '.join(VIDEO_EXTS)}) nor a folder of photos"
         )
@@ -425,139 +432,176 @@ def process(
     if not 0.0 <= min_registered <= 1.0:
         raise NerfkitError(f"--min-registered must be in [0, 1], got {min_registered}")
     _check_output(output, inputs, overwrite)
-    pycolmap = _import_pycolmap()
+    return cm
 
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
-    seconds: dict[str, float] = {}
-    old_level = pycolmap.logging.minloglevel
-    if not verbose:
-        pycolmap.logging.minloglevel = 3  # fatal only: failures come back as our errors
-    try:
-        work = tmp / "_work"  # database, raw models (and full-size images): deleted at the end
-        sfm_images = tmp / "images" if downscale == 1 else work / "images"
-        t0 = time.perf_counter()
-        if is_video:
-            say(f"[1/5] sampling {num_frames} sharp frames from {inputs.name}")
-            names = sample_video_frames(inputs, sfm_images, num_frames, progress)
-        else:
-            say(f"[1/5] reading the photos in {inputs}")
-            names = _prepare_photos(inputs, sfm_images, progress)
-        seconds["inputs"] = time.perf_counter() - t0
-        if len(names) < 3:
-            raise NerfkitError(
-                f"{inputs}: {len(names)} image(s); structure-from-motion needs at least 3 "
-                "overlapping views (20+ recommended)"
-            )
 
-        work.mkdir(parents=True, exist_ok=True)
-        database = work / "database.db"
-        t0 = time.perf_counter()
-        say(f"[2/5] extracting SIFT features from {len(names)} images (CPU)")
-        sizes = set()
-        for n in names:
-            with Image.open(sfm_images / n) as im:
-                sizes.add(im.size)
-        mode = pycolmap.CameraMode.SINGLE
-        if len(sizes) > 1:  # e.g. portrait and landscape photos: COLMAP cannot share one
-            mode = pycolmap.CameraMode.AUTO  # a camera per image
-            say(
-                f"note: the images have {len(sizes)} different sizes, so each gets its own "
-                "camera (less accurate); nerfkit trains on one image size per split, so "
-                "process photos of one size and orientation for nerfkit"
-            )
-        reader = pycolmap.ImageReaderOptions()
-        reader.camera_model = cm
-        extraction = pycolmap.FeatureExtractionOptions()
-        extraction.num_threads = num_threads
-        pycolmap.extract_features(
+@contextmanager
+def _timed(seconds: dict[str, float], stage: str) -> Iterator[None]:
+    """Add the wall-clock seconds the body takes to `seconds[stage]` (when it succeeds)."""
+    t0 = time.perf_counter()
+    yield
+    seconds[stage] = time.perf_counter() - t0
+
+
+def _gather_images(
+    inputs: Path, sfm_images: Path, num_frames: int, progress: bool, say: Callable[[str], None]
+) -> list[str]:
+    """Step 1: the SfM input images in `sfm_images`: the photos of a folder, or sharp frames
+    of a video. Returns their file names.
+
+    Raises:
+        NerfkitError: unreadable inputs, or fewer than 3 images.
+    """
+    if inputs.is_file():
+        say(f"[1/5] sampling {num_frames} sharp frames from {inputs.name}")
+        names = sample_video_frames(inputs, sfm_images, num_frames, progress)
+    else:
+        say(f"[1/5] reading the photos in {inputs}")
+        names = _prepare_photos(inputs, sfm_images, progress)
+    if len(names) < 3:
+        raise NerfkitError(
+            f"{inputs}: {len(names)} image(s); structure-from-motion needs at least 3 "
+            "overlapping views (20+ recommended)"
+        )
+    return names
+
+
+def _extract_features(
+    database: Path,
+    sfm_images: Path,
+    names: list[str],
+    camera_model: str,
+    num_threads: int,
+    say: Callable[[str], None],
+) -> None:
+    """Step 2: SIFT features of every image into the COLMAP database (CPU).
+
+    One camera is shared by all images (photos from one device) unless their sizes differ;
+    then each image gets its own, with a note.
+    """
+    import pycolmap
+    from PIL import Image
+
+    say(f"[2/5] extracting SIFT features from {len(names)} images (CPU)")
+    sizes = set()
+    for n in names:
+        with Image.open(sfm_images / n) as im:
+            sizes.add(im.size)
+    mode = pycolmap.CameraMode.SINGLE
+    if len(sizes) > 1:  # e.g. portrait and landscape photos: COLMAP cannot share one
+        mode = pycolmap.CameraMode.AUTO  # a camera per image
+        say(
+            f"note: the images have {len(sizes)} different sizes, so each gets its own "
+            "camera (less accurate); nerfkit trains on one image size per split, so "
+            "process photos of one size and orientation for nerfkit"
+        )
+    reader = pycolmap.ImageReaderOptions()
+    reader.camera_model = camera_model
+    extraction = pycolmap.FeatureExtractionOptions()
+    extraction.num_threads = num_threads
+    pycolmap.extract_features(
+        database,
+        sfm_images,
+        image_names=names,
+        camera_mode=mode,
+        reader_options=reader,
+        extraction_options=extraction,
+        device=pycolmap.Device.cpu,
+    )
+
+
+def _match_features(
+    database: Path,
+    n_images: int,
+    matching: str,
+    is_video: bool,
+    num_threads: int,
+    say: Callable[[str], None],
+) -> str:
+    """Step 3: match features between image pairs, exhaustively or sequentially (by name).
+
+    Returns:
+        the matching used ("exhaustive" or "sequential"; "auto" resolved as in the module
+        docstring).
+    """
+    import pycolmap
+
+    how = matching
+    if how == "auto":
+        how = "sequential" if is_video or n_images >= EXHAUSTIVE_MAX else "exhaustive"
+    matcher = pycolmap.FeatureMatchingOptions()
+    matcher.num_threads = num_threads
+    if how == "exhaustive":
+        pairs = n_images * (n_images - 1) // 2
+        say(f"[3/5] matching features: exhaustive, {pairs} image pairs")
+        pycolmap.match_exhaustive(database, matching_options=matcher, device=pycolmap.Device.cpu)
+    else:
+        say("[3/5] matching features: sequential (each image with its neighbours by name)")
+        pairing = pycolmap.SequentialPairingOptions()
+        pairing.overlap = 10 if is_video else 20
+        pairing.quadratic_overlap = True
+        pycolmap.match_sequential(
             database,
-            sfm_images,
-            image_names=names,
-            camera_mode=mode,
-            reader_options=reader,
-            extraction_options=extraction,
+            matching_options=matcher,
+            pairing_options=pairing,
             device=pycolmap.Device.cpu,
         )
-        seconds["features"] = time.perf_counter() - t0
+    return how
 
-        t0 = time.perf_counter()
-        how = matching
-        if how == "auto":
-            how = "sequential" if is_video or len(names) >= EXHAUSTIVE_MAX else "exhaustive"
-        matcher = pycolmap.FeatureMatchingOptions()
-        matcher.num_threads = num_threads
-        if how == "exhaustive":
-            pairs = len(names) * (len(names) - 1) // 2
-            say(f"[3/5] matching features: exhaustive, {pairs} image pairs")
-            pycolmap.match_exhaustive(
-                database, matching_options=matcher, device=pycolmap.Device.cpu
-            )
-        else:
-            say("[3/5] matching features: sequential (each image with its neighbours by name)")
-            pairing = pycolmap.SequentialPairingOptions()
-            pairing.overlap = 10 if is_video else 20
-            pairing.quadratic_overlap = True
-            pycolmap.match_sequential(
-                database,
-                matching_options=matcher,
-                pairing_options=pairing,
-                device=pycolmap.Device.cpu,
-            )
-        seconds["matching"] = time.perf_counter() - t0
 
-        t0 = time.perf_counter()
-        say("[4/5] incremental mapping")
-        options = pycolmap.IncrementalPipelineOptions()
-        options.min_model_size = 3
-        options.num_threads = num_threads
-        options.random_seed = seed
-        sparse = work / "sparse"
-        sparse.mkdir(parents=True)
-        bar = _bar(len(names), "registering images", progress)
-        try:
-            recs = pycolmap.incremental_mapping(
-                database,
-                sfm_images,
-                sparse,
-                options=options,
-                initial_image_pair_callback=lambda: bar.update(2),
-                next_image_callback=bar.update,  # once per image registered after the pair
-            )
-        finally:
-            bar.close()
-        seconds["mapping"] = time.perf_counter() - t0
+def _map(
+    database: Path,
+    sfm_images: Path,
+    sparse: Path,
+    n_images: int,
+    num_threads: int,
+    seed: int,
+    progress: bool,
+    say: Callable[[str], None],
+) -> object | None:
+    """Step 4: incremental mapping into `sparse`; the reconstruction with the most registered
+    images (None when none was made)."""
+    import pycolmap
 
-        rec = max(recs.values(), key=lambda r: r.num_reg_images(), default=None)
-        n_reg = rec.num_reg_images() if rec is not None else 0
-        need = max(3, math.ceil(min_registered * len(names)))
-        if n_reg < need:
-            what = "video frames" if is_video else "photos"
-            extra = "; try more --num-frames or a slower camera move" if is_video else ""
-            raise NerfkitError(
-                f"{inputs}: only {n_reg} of {len(names)} {what} could be placed by "
-                f"structure-from-motion (need {need}); {ADVICE}{extra}"
-            )
-
-        t0 = time.perf_counter()
-        say(f"[5/5] writing the dataset ({n_reg} of {len(names)} images registered)")
-        result = _write_dataset(rec, tmp, sfm_images, names, downscale)
-        result.num_inputs, result.matching, result.camera_model = len(names), how, cm
-        shutil.rmtree(work)
-        seconds["writing"] = time.perf_counter() - t0
-        result.seconds = seconds
-        _install(tmp, output)
-        result.output = output
-        return result
-    except RuntimeError as e:  # COLMAP's own failures (e.g. an image it cannot read)
-        why = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
-        raise NerfkitError(
-            f"{inputs}: COLMAP failed ({why}); rerun with --verbose to see its log"
-        ) from None
+    say("[4/5] incremental mapping")
+    options = pycolmap.IncrementalPipelineOptions()
+    options.min_model_size = 3
+    options.num_threads = num_threads
+    options.random_seed = seed
+    sparse.mkdir(parents=True)
+    bar = _bar(n_images, "registering images", progress)
+    try:
+        recs = pycolmap.incremental_mapping(
+            database,
+            sfm_images,
+            sparse,
+            options=options,
+            initial_image_pair_callback=lambda: bar.update(2),
+            next_image_callback=bar.update,  # once per image registered after the pair
+        )
     finally:
-        pycolmap.logging.minloglevel = old_level
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        bar.close()
+    return max(recs.values(), key=lambda r: r.num_reg_images(), default=None)
+
+
+def _check_registered(
+    rec: object | None, names: list[str], inputs: Path, min_registered: float, is_video: bool
+) -> int:
+    """The number of images the reconstruction `rec` placed, if enough of `names` registered.
+
+    Raises:
+        NerfkitError: fewer than max(3, min_registered * len(names)), with advice.
+    """
+    n_reg = rec.num_reg_images() if rec is not None else 0
+    need = max(3, math.ceil(min_registered * len(names)))
+    if n_reg < need:
+        what = "video frames" if is_video else "photos"
+        extra = "; try more --num-frames or a slower camera move" if is_video else ""
+        raise NerfkitError(
+            f"{inputs}: only {n_reg} of {len(names)} {what} could be placed by "
+            f"structure-from-motion (need {need}); {ADVICE}{extra}"
+        )
+    return n_reg
 
 
 def _write_dataset(
@@ -588,7 +632,8 @@ def _write_dataset(
         img = rec.images[iid]
         pose = img.cam_from_world
         pose = pose() if callable(pose) else pose  # a method in pycolmap 4, a property before
-        c2w = colmap_to_c2w_opengl(np.asarray(pose.matrix()))
+        w2c = np.asarray(pose.matrix())
+        c2w = opencv_w2c_to_c2w(w2c[None, :3, :3], w2c[None, :3, 3])[0]
         fr = {"file_path": f"images/{img.name}", "transform_matrix": c2w.tolist()}
         if len(cams) > 1:
             fr.update(cams[img.camera_id])

@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from nerfkit.config import TrainConfig, from_dict, save_json_atomic, to_dict
+from nerfkit.atomic import atomic_path, remove_orphaned_temp_files, save_json_atomic
+from nerfkit.config import TrainConfig, from_dict, to_dict
 from nerfkit.data.scene import SceneMeta
 from nerfkit.errors import NerfkitError
-from nerfkit.methods import METHODS, Method
+from nerfkit.methods import Method
 
 CONFIG_FILE = "config.json"
 SCENE_FILE = "scene.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 METRICS_FILE = "metrics.jsonl"
+LOCK_FILE = ".lock"
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock (see run_lock)
+    fcntl = None  # type: ignore[assignment]
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -29,10 +38,8 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def build_method(cfg: TrainConfig, meta: SceneMeta) -> Method:
-    if cfg.method not in METHODS:
-        raise NerfkitError(f"unknown --method '{cfg.method}'; known: {', '.join(sorted(METHODS))}")
-    spec = METHODS[cfg.method]
-    return spec.method_cls(cfg.method_config(), meta)
+    """The registered method `cfg.method`, built from its options (NerfkitError if unknown)."""
+    return cfg.method_spec().method_cls(cfg.method_config(), meta)
 
 
 def save_run_files(run_dir: Path, cfg: TrainConfig, meta: SceneMeta) -> None:
@@ -42,12 +49,69 @@ def save_run_files(run_dir: Path, cfg: TrainConfig, meta: SceneMeta) -> None:
 
 
 def save_checkpoint(run_dir: Path, state: dict) -> Path:
-    """torch.save to a temporary file, then rename: a crash never leaves a broken checkpoint."""
-    path = run_dir / CHECKPOINT_FILE
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    """torch.save to a temporary file, then rename: a crash never leaves a broken checkpoint.
+
+    Temporary checkpoints an earlier crash left behind are deleted (the caller holds the run
+    folder's lock, so no other process is saving one).
+    """
+    path = Path(run_dir) / CHECKPOINT_FILE
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    remove_orphaned_checkpoints(run_dir)
     return path
+
+
+def remove_orphaned_checkpoints(run_dir: Path) -> list[Path]:
+    """Delete the temporary checkpoints (`.checkpoint.pt.tmp<pid>...`) a crash mid-save left in
+    the run folder; returns them. Only for the holder of the run folder's lock."""
+    return remove_orphaned_temp_files(Path(run_dir) / CHECKPOINT_FILE)
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[Path]:
+    """Hold an exclusive lock on the existing run folder `run_dir` (a `flock` on RUN/.lock).
+
+    One trainer at a time writes a run folder; readers (eval, render) take no lock. The lock
+    file holds the holder's pid (for the message of the next one) and is left in place; the
+    kernel releases the lock when the holder exits or dies, so a crash leaves no stale lock.
+    Where Python has no `fcntl` (Windows), or the filesystem cannot lock (flock fails with
+    another error than "held"), no lock is taken: nothing stops a second trainer there.
+
+    Yields:
+        the lock file's path.
+    Raises:
+        NerfkitError: another process holds the lock (one line: folder, pid if known, what to do).
+    """
+    path = Path(run_dir) / LOCK_FILE
+    if fcntl is None:
+        yield path
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # held through another open file: another trainer
+            raise NerfkitError(
+                f"{run_dir}: {_lock_holder(fd)} is training into this run folder; wait for it "
+                "to finish (or stop it), or train into another --output"
+            ) from None
+        except OSError:  # no locks on this filesystem: go on unlocked
+            yield path
+            return
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield path
+        finally:
+            os.ftruncate(fd, 0)  # no stale pid for the next holder's contenders to read
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _lock_holder(fd: int) -> str:
+    """'another process (pid N)' from the lock file's content, or 'another process'."""
+    pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    return f"another process (pid {pid})" if pid.isdigit() else "another process"
 
 
 def read_run_config(run_dir: Path) -> tuple[TrainConfig, SceneMeta]:

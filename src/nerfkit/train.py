@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +18,9 @@ from nerfkit.cameras import Rays
 from nerfkit.config import TrainConfig
 from nerfkit.data import Scene, Split, load_scene
 from nerfkit.errors import NerfkitError
-from nerfkit.evaluate import image_metrics, mse_to_psnr, render_image
 from nerfkit.media import colorize_depth, to_uint8, write_png
 from nerfkit.methods import Method
+from nerfkit.metrics import image_metrics, mse_to_psnr
 from nerfkit.run import (
     CHECKPOINT_FILE,
     METRICS_FILE,
@@ -27,6 +28,8 @@ from nerfkit.run import (
     load_checkpoint,
     pick_device,
     read_run_config,
+    remove_orphaned_checkpoints,
+    run_lock,
     save_checkpoint,
     save_run_files,
 )
@@ -165,13 +168,13 @@ class Trainer:
         split, meta = self.val_split, self.scene.meta
         factor = max(1, math.ceil(max(split.cameras.height, split.cameras.width) / max_size))
         cams = split.cameras.scaled(factor)
-        out = render_image(self.method, cams, 0, meta.near, meta.far, ndc=meta.ndc)
+        out = self.method.render_image(cams, 0, meta.near, meta.far, ndc=meta.ndc)
         from nerfkit.data.io import downscale_image
 
         true = downscale_image(split.images[0], factor)[: cams.height, : cams.width]
-        val_psnr = image_metrics(out["rgb"], true)["psnr"]
-        depth = colorize_depth(out["depth"], *self._depth_range(), acc=out["acc"])
-        panel = torch.cat([out["rgb"], true], dim=1)
+        val_psnr = image_metrics(out.rgb, true)["psnr"]
+        depth = colorize_depth(out.depth, *self._depth_range(), acc=out.acc)
+        panel = torch.cat([out.rgb, true], dim=1)
         import numpy as np
 
         img = np.concatenate([to_uint8(panel), depth], axis=1)
@@ -213,8 +216,8 @@ class Trainer:
             "psnr": mse_to_psnr(mse),
             "lr": cfg.lr * lr_scale,
         }
-        if "num_samples" in out.extras:  # methods with adaptive sampling report their count
-            info["samples_per_ray"] = float(out.extras["num_samples"]) / len(rays)
+        if out.num_samples is not None:  # methods with adaptive sampling report their count
+            info["samples_per_ray"] = float(out.num_samples) / len(rays)
         return info
 
     def fit(self) -> TrainResult:
@@ -325,12 +328,48 @@ class Trainer:
 
 
 def train(cfg: TrainConfig, scene: Scene | None = None) -> TrainResult:
-    """Train from scratch, or continue `cfg.resume` with its saved config."""
+    """Train from scratch, or continue `cfg.resume` with its saved config.
+
+    Holds the run folder's lock (`run_lock`) while it writes there, so a second `train` into
+    the same folder fails at once. A new run folder is made (and locked) only once the data
+    has loaded and the method is built, so bad input leaves no folder behind.
+    """
     if cfg.resume is not None:
-        run_dir = Path(cfg.resume)
-        saved, _ = read_run_config(run_dir)
-        saved.output = run_dir
-        saved.progress = cfg.progress
+        return _resume(cfg, scene)
+    out = Path(cfg.output)
+    if cfg.data is not None:
+        cfg.data = Path(cfg.data).resolve()  # the run folder must work from any directory
+    with ExitStack() as held:
+        locked = out.is_dir()
+        if locked:  # another `train` may be writing it: fail before loading any data
+            held.enter_context(run_lock(out))
+        _refuse_trained(out)
+        trainer = Trainer(cfg, scene)
+        if not locked:
+            out.mkdir(parents=True, exist_ok=True)
+            held.enter_context(run_lock(out))
+            _refuse_trained(out)  # another `train` may have made it while the data loaded
+        return trainer.fit()
+
+
+def _refuse_trained(out: Path) -> None:
+    """A fresh run must not overwrite the trained run in `out`."""
+    if (out / CHECKPOINT_FILE).exists():
+        raise NerfkitError(
+            f"{out} already holds a trained run; continue it with --resume {out} or choose "
+            "another --output"
+        )
+
+
+def _resume(cfg: TrainConfig, scene: Scene | None) -> TrainResult:
+    """Continue the run in `cfg.resume` under its lock; temporary checkpoints a crash left
+    there are deleted first."""
+    run_dir = Path(cfg.resume)
+    saved, _ = read_run_config(run_dir)
+    saved.output = run_dir
+    saved.progress = cfg.progress
+    with run_lock(run_dir):
+        remove_orphaned_checkpoints(run_dir)
         trainer = Trainer(saved, scene)
         ckpt = load_checkpoint(run_dir, trainer.device)
         if ckpt is None:
@@ -340,12 +379,3 @@ def train(cfg: TrainConfig, scene: Scene | None = None) -> TrainResult:
             print(f"{run_dir}: already complete at step {trainer.step}; nothing to do")
             return TrainResult(run_dir, trainer.step, trainer.elapsed, float("nan"), None)
         return trainer.fit()
-    out = Path(cfg.output)
-    if cfg.data is not None:
-        cfg.data = Path(cfg.data).resolve()  # the run folder must work from any directory
-    if (out / CHECKPOINT_FILE).exists():
-        raise NerfkitError(
-            f"{out} already holds a trained run; continue it with --resume {out} or choose "
-            "another --output"
-        )
-    return Trainer(cfg, scene).fit()

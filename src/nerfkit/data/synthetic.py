@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +25,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from nerfkit.cameras import Cameras, look_at
+from nerfkit.atomic import install_folder, staging_folder
+from nerfkit.cameras import Cameras
 from nerfkit.errors import DataError
+from nerfkit.poses import normalize, orbit_pose
 
 SCENE_VERSION = 1  # bump when the scene or the file layout changes: old folders regenerate
 MARKER = "nerfkit_scene.json"
@@ -61,10 +60,6 @@ def _dot(a: Tensor, b: Tensor) -> Tensor:
     for i in range(1, a.shape[-1]):
         out = out + a[..., i] * b[..., i]
     return out
-
-
-def _normalize(v: Tensor) -> Tensor:
-    return v / v.norm(dim=-1, keepdim=True)
 
 
 def _safe_inverse(x: Tensor) -> Tensor:
@@ -112,7 +107,7 @@ class Sphere:
         col = _t(self.colour, p).expand_as(p)
         if self.band_colour is None:
             return col
-        axis = _normalize(_t(self.band_axis, p))
+        axis = normalize(_t(self.band_axis, p))
         s = _dot((p - _t(self.centre, p)) / self.radius, axis)  # in [-1, 1]
         band = torch.floor((s + 1) * 0.5 * self.n_bands).long() % 2 == 1
         return torch.where(band[:, None], _t(self.band_colour, p).expand_as(p), col)
@@ -340,14 +335,14 @@ def shade(origins: Tensor, directions: Tensor, detail: float = 0.0) -> tuple[Ten
         albedo = albedo * (1.0 - detail + detail * detail_texture(p))[:, None]
     ks = _t([obj.specular for obj in OBJECTS], p)[k]
     shininess = _t([obj.shininess for obj in OBJECTS], p)[k]
-    light = _normalize(_t(LIGHT_DIR, p))
+    light = normalize(_t(LIGHT_DIR, p))
     ndl = _dot(n, light).clamp(min=0)
     lit = ndl > 0
     facing = lit.nonzero()[:, 0]
     if facing.numel():  # hard shadows: is anything between the point and the light?
         so = p[facing] + _SHADOW_OFFSET * n[facing]
         lit[facing] = torch.isinf(trace(so, light.expand_as(so))[0])
-    spec = ks * _dot(n, _normalize(light - d)).clamp(min=0) ** shininess
+    spec = ks * _dot(n, normalize(light - d)).clamp(min=0) ** shininess
     lit_f = lit.to(p)
     col = albedo * (AMBIENT + DIFFUSE * ndl * lit_f)[:, None] + (spec * lit_f)[:, None]
     rgb[hit] = col.clamp(0, 1)
@@ -412,20 +407,6 @@ def render_ground_truth(
     return rgba, depth.float()
 
 
-def orbit_pose(azimuth: float, elevation: float, radius: float = RADIUS) -> Tensor:
-    """Camera-to-world [4, 4] (float64) at `radius` looking at the origin, +z up (radians)."""
-    eye = torch.tensor(
-        [
-            radius * math.cos(elevation) * math.cos(azimuth),
-            radius * math.cos(elevation) * math.sin(azimuth),
-            radius * math.sin(elevation),
-        ],
-        dtype=torch.float64,
-    )
-    up = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
-    return look_at(eye, torch.zeros(3, dtype=torch.float64), up)
-
-
 def camera_poses(n_train: int, n_val: int, n_test: int, seed: int = 0) -> dict[str, Tensor]:
     """Camera-to-world matrices [N, 4, 4] (float64) per split, all at radius 4 looking at 0.
 
@@ -437,12 +418,13 @@ def camera_poses(n_train: int, n_val: int, n_test: int, seed: int = 0) -> dict[s
     lo, hi = (math.sin(math.radians(e)) for e in TRAIN_ELEVATION_DEG)
     az = rng.uniform(0.0, 2 * math.pi, n_train)
     el = np.arcsin(rng.uniform(lo, hi, n_train))  # uniform in area over the band
-    train = [orbit_pose(float(a), float(e)) for a, e in zip(az, el)]
+    train = [orbit_pose(float(a), float(e), RADIUS) for a, e in zip(az, el)]
     val = [
-        orbit_pose(2 * math.pi * k / n_val, math.radians(VAL_ELEVATION_DEG)) for k in range(n_val)
+        orbit_pose(2 * math.pi * k / n_val, math.radians(VAL_ELEVATION_DEG), RADIUS)
+        for k in range(n_val)
     ]
     test = [
-        orbit_pose(2 * math.pi * (k + 0.5) / n_test, math.radians(TEST_ELEVATION_DEG))
+        orbit_pose(2 * math.pi * (k + 0.5) / n_test, math.radians(TEST_ELEVATION_DEG), RADIUS)
         for k in range(n_test)
     ]
     empty = torch.zeros(0, 4, 4, dtype=torch.float64)
@@ -539,15 +521,13 @@ def generate_scene(
                 f"{out_dir}: folder is not empty and holds no nerfkit synthetic scene; "
                 "choose another output path or empty it"
             )
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the scene is an ordinary folder
-    try:
+    with staging_folder(out_dir) as tmp:
         _write_scene(tmp, params)
-        _install(tmp, out_dir, params)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            install_folder(tmp, out_dir)  # an outdated scene there is replaced
+        except OSError:  # fine if another writer of the same scene installed it meanwhile
+            if not _is_complete(out_dir, params):
+                raise
     return out_dir
 
 
@@ -582,19 +562,3 @@ def _write_scene(root: Path, params: dict) -> None:
             json.dump(meta, f, indent=1)
     with open(root / MARKER, "w", encoding="utf-8") as f:  # written last: marks completion
         json.dump({"generator": "nerfkit.data.synthetic", "params": params}, f, indent=1)
-
-
-def _install(tmp: Path, out_dir: Path, params: dict) -> None:
-    """Move the finished folder `tmp` to `out_dir`, replacing an outdated generated scene."""
-    old = None
-    if out_dir.exists() and any(out_dir.iterdir()):  # an outdated scene: set it aside first
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-        os.rename(out_dir, old / "scene")
-    try:
-        os.rename(tmp, out_dir)  # replaces an empty folder atomically on POSIX
-    except OSError:
-        if not _is_complete(out_dir, params):  # lost a race to a writer of the same scene: fine
-            raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
