@@ -27,8 +27,9 @@ class EvalArgs:
     """Evaluate another dataset folder's split (same scene frame) instead of the run's."""
     output: Path | None = None
     """Output folder (default: RUN/eval_<split>)."""
-    downscale: int = 1
-    """Evaluate at the dataset's resolution divided by this (default: full resolution)."""
+    downscale: int | None = None
+    """Evaluate at the dataset's full resolution divided by this (default: the run's training
+    --downscale, i.e. the resolution it was trained at; 1: full resolution)."""
     device: str = "auto"
 
 
@@ -43,8 +44,9 @@ class RenderArgs:
     """Output .mp4 file or folder (default: RUN/render/<path>.mp4)."""
     frames: int = 120
     fps: int = 30
-    downscale: int = 1
-    """Divide the training resolution by this."""
+    downscale: int | None = None
+    """Render at the dataset's full resolution divided by this (default: the run's training
+    --downscale, i.e. the resolution it was trained at; 1: full resolution)."""
     device: str = "auto"
 
 
@@ -123,7 +125,8 @@ def _run(cmd: object) -> int:
         r = evaluate_run(cmd.run, cmd.split, cmd.data, cmd.output, cmd.downscale, cmd.device)
         m = r["mean"]
         print(
-            f"{r['num_views']} {cmd.split} views at {r['resolution'][0]}x{r['resolution'][1]}: "
+            f"{r['num_views']} {cmd.split} views at {r['resolution'][0]}x{r['resolution'][1]} "
+            f"(--downscale {r['downscale']}): "
             f"PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f} -> {r['output']}"
         )
     elif isinstance(cmd, RenderArgs):

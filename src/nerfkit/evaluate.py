@@ -12,15 +12,18 @@ def evaluate_run(
     split: str = "test",
     data: Path | None = None,
     output: Path | None = None,
-    downscale: int = 1,
+    downscale: int | None = None,
     device: str = "auto",
     progress: bool = True,
 ) -> dict:
-    """Render every view of a split at the dataset's resolution divided by `downscale`.
+    """Render every view of a split at the dataset's full resolution divided by `downscale`.
 
+    `downscale` None: the run's training `--downscale` (from its config.json), so a run is
+    evaluated at the resolution it was trained at unless asked otherwise.
     Writes `<frame stem>.png`, `<frame stem>_depth.png` and `metrics.json` (PSNR and SSIM per view
-    and their means, on 8-bit images) into `output` (default: RUN/eval_<split>).
-    `data` evaluates another folder's split, in the same scene frame, instead of the run's data.
+    and their means, on 8-bit images; the resolution and downscale used) into `output` (default:
+    RUN/eval_<split>). `data` evaluates another folder's split, in the same scene frame, instead
+    of the run's data.
     """
     from nerfkit.atomic import save_json_atomic
     from nerfkit.data import load_scene
@@ -29,6 +32,8 @@ def evaluate_run(
 
     run = load_run(run_dir, device)
     cfg, meta = run.config, run.meta
+    if downscale is None:
+        downscale = cfg.downscale
     scene = load_scene(data or cfg.data, format=None if data else cfg.format, downscale=downscale)
     sp = scene.split(split)
     out_dir = Path(output) if output else Path(run_dir) / f"eval_{split}"
@@ -53,6 +58,7 @@ def evaluate_run(
         "split": split,
         "data": str(data or cfg.data),
         "resolution": [sp.cameras.width, sp.cameras.height],
+        "downscale": downscale,
         "num_views": len(views),
         "mean": summarize([{k: v[k] for k in ("psnr", "ssim")} for v in views]),
         "views": views,

@@ -47,22 +47,43 @@ def depth_range(
     return (float(lo), float(hi)) if hi > lo else default
 
 
+def frame_size(
+    width: int, height: int, focal: float, trained: int, downscale: int | None
+) -> tuple[int, int, float]:
+    """Width, height and focal (pixels) of rendered frames.
+
+    Args:
+        width, height, focal: the size and focal the run was trained at (`SceneMeta`).
+        trained: the run's training `--downscale` (of the dataset's full resolution).
+        downscale: divide the dataset's full resolution by this; None: the trained size.
+    Returns:
+        the trained size where `downscale` is None or `trained`; else the full size (trained
+        size times `trained`) divided by `downscale`, rounded down, focal scaled exactly.
+    """
+    if downscale is None or downscale == trained:
+        return width, height, focal
+    if downscale < 1:
+        raise NerfkitError(f"--downscale must be >= 1, got {downscale}")
+    return width * trained // downscale, height * trained // downscale, focal * trained / downscale
+
+
 def render_path(
     run_dir: Path,
     path: str = "auto",
     output: Path | None = None,
     frames: int = 120,
     fps: int = 30,
-    downscale: int = 1,
+    downscale: int | None = None,
     device: str = "auto",
     progress: bool = True,
 ) -> tuple[Path, Path]:
     """Render `path` (orbit | spiral | auto | a camera-path JSON) to `<out>.mp4` and
-    `<out>_depth.mp4`. Returns both paths."""
+    `<out>_depth.mp4` at the dataset's full resolution divided by `downscale` (None: the size
+    the run was trained at; see `frame_size`). Returns both paths."""
     run = load_run(run_dir, device)
     meta = run.meta
     train_c2w = torch.tensor(meta.train_c2w, dtype=torch.float32)
-    w, h, f = meta.width // downscale, meta.height // downscale, meta.focal / downscale
+    w, h, f = frame_size(meta.width, meta.height, meta.focal, run.config.downscale, downscale)
     name = path
     if path == "auto":
         name = "orbit" if meta.kind == "object" else "spiral"

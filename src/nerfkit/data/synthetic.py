@@ -12,12 +12,16 @@ Every pixel is exact: colour is the area average of `supersample`^2 sub-pixel ra
 alpha), and the depth maps hold the exact distance t along the unit-direction pixel-centre ray
 to the first surface (inf where the ray hits nothing). Rays come from `Cameras.image_rays`, the
 same code the loaders and training use.
+
+The shapes, tracer and shading serve other scenes too (`objects=`): a forward-facing scene in
+the LLFF layout is `nerfkit.data.synthetic_llff`.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,7 +119,11 @@ class Sphere:
 
 @dataclass(frozen=True)
 class Box:
-    """A box of half-sizes `half` centred at `centre`, turned by `yaw` radians about +z."""
+    """A box of half-sizes `half` centred at `centre`, turned by `yaw` radians about +z.
+
+    With `checker_colour`, a solid checkerboard of world-axis cubes of side `checker_size`
+    alternates `colour` and `checker_colour` (a 2D checker on each axis-aligned face).
+    """
 
     centre: Vec3
     half: Vec3
@@ -123,6 +131,8 @@ class Box:
     colour: Colour
     specular: float = 0.0
     shininess: float = 1.0
+    checker_colour: Colour | None = None
+    checker_size: float = 1.0
 
     def _rotation(self, like: Tensor) -> Tensor:
         c, s = math.cos(self.yaw), math.sin(self.yaw)
@@ -144,7 +154,12 @@ class Box:
         return self.centre, math.sqrt(sum(h * h for h in self.half))
 
     def albedo(self, p: Tensor, n: Tensor) -> Tensor:
-        return _t(self.colour, p).expand_as(p)
+        """Surface colour [R, 3] at points p [R, 3] with normals n [R, 3]."""
+        col = _t(self.colour, p).expand_as(p)
+        if self.checker_colour is None:
+            return col
+        odd = torch.floor(p / self.checker_size).long().sum(-1) % 2 == 1
+        return torch.where(odd[:, None], _t(self.checker_colour, p).expand_as(p), col)
 
 
 @dataclass(frozen=True)
@@ -244,7 +259,8 @@ BLUE_SPHERE = Sphere(
     specular=0.8,
     shininess=80.0,
 )
-OBJECTS: tuple[Platform | Sphere | Box, ...] = (
+Shape = Platform | Sphere | Box
+OBJECTS: tuple[Shape, ...] = (
     PLATFORM,
     RED_SPHERE,
     BEACH_BALL,
@@ -253,20 +269,22 @@ OBJECTS: tuple[Platform | Sphere | Box, ...] = (
 )
 
 
-def trace(origins: Tensor, directions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """First hit of each ray with the scene.
+def trace(
+    origins: Tensor, directions: Tensor, objects: tuple[Shape, ...] = OBJECTS
+) -> tuple[Tensor, Tensor, Tensor]:
+    """First hit of each ray with the scene `objects` (default: the object scene).
 
     Args:
         origins, directions: [R, 3], directions unit length.
     Returns:
         t [R] distance to the first hit (inf: miss), normals [R, 3] facing the ray (zero on a
-        miss), object index [R] into OBJECTS (-1 on a miss).
+        miss), object index [R] into `objects` (-1 on a miss).
     """
     r = origins.shape[0]
     t = origins.new_full((r,), math.inf)
     n = torch.zeros_like(origins)
     idx = torch.full((r,), -1, dtype=torch.long, device=origins.device)
-    for k, obj in enumerate(OBJECTS):
+    for k, obj in enumerate(objects):
         # cull with the object's bounding sphere; intersect only the rays that may hit it
         centre, radius = obj.bounding_sphere()
         oc = origins - _t(centre, origins)
@@ -309,8 +327,13 @@ def detail_texture(p: Tensor) -> Tensor:
     return 0.5 + 0.5 * torch.tanh(1.5 * s)
 
 
-def shade(origins: Tensor, directions: Tensor, detail: float = 0.0) -> tuple[Tensor, Tensor]:
-    """Colour of each ray's first hit.
+def shade(
+    origins: Tensor,
+    directions: Tensor,
+    detail: float = 0.0,
+    objects: tuple[Shape, ...] = OBJECTS,
+) -> tuple[Tensor, Tensor]:
+    """Colour of each ray's first hit with the scene `objects` (default: the object scene).
 
     Args:
         origins, directions: [R, 3], directions unit length.
@@ -319,7 +342,7 @@ def shade(origins: Tensor, directions: Tensor, detail: float = 0.0) -> tuple[Ten
     Returns:
         rgb [R, 3] in [0, 1] (zero on a miss) and t [R] (inf on a miss).
     """
-    t, n, idx = trace(origins, directions)
+    t, n, idx = trace(origins, directions, objects)
     rgb = torch.zeros_like(origins)
     hit = (idx >= 0).nonzero()[:, 0]
     if hit.numel() == 0:
@@ -327,21 +350,21 @@ def shade(origins: Tensor, directions: Tensor, detail: float = 0.0) -> tuple[Ten
     d, n, k = directions[hit], n[hit], idx[hit]  # shade only the rays that hit something
     p = origins[hit] + t[hit, None] * d
     albedo = torch.empty_like(p)
-    for j, obj in enumerate(OBJECTS):
+    for j, obj in enumerate(objects):
         m = (k == j).nonzero()[:, 0]
         if m.numel():
             albedo[m] = obj.albedo(p[m], n[m])
     if detail > 0:
         albedo = albedo * (1.0 - detail + detail * detail_texture(p))[:, None]
-    ks = _t([obj.specular for obj in OBJECTS], p)[k]
-    shininess = _t([obj.shininess for obj in OBJECTS], p)[k]
+    ks = _t([obj.specular for obj in objects], p)[k]
+    shininess = _t([obj.shininess for obj in objects], p)[k]
     light = normalize(_t(LIGHT_DIR, p))
     ndl = _dot(n, light).clamp(min=0)
     lit = ndl > 0
     facing = lit.nonzero()[:, 0]
     if facing.numel():  # hard shadows: is anything between the point and the light?
         so = p[facing] + _SHADOW_OFFSET * n[facing]
-        lit[facing] = torch.isinf(trace(so, light.expand_as(so))[0])
+        lit[facing] = torch.isinf(trace(so, light.expand_as(so), objects)[0])
     spec = ks * _dot(n, normalize(light - d)).clamp(min=0) ** shininess
     lit_f = lit.to(p)
     col = albedo * (AMBIENT + DIFFUSE * ndl * lit_f)[:, None] + (spec * lit_f)[:, None]
@@ -375,15 +398,17 @@ def render_ground_truth(
     focal: float,
     supersample: int = 1,
     detail: float = 0.0,
+    objects: tuple[Shape, ...] = OBJECTS,
 ) -> tuple[Tensor, Tensor]:
-    """Render the procedural scene exactly from any pinhole camera (principal point centred).
+    """Render a procedural scene exactly from any pinhole camera (principal point centred).
 
     Args:
         c2w: [4, 4] (or [3, 4]) camera-to-world, OpenGL frame. width, height: image size in
             pixels; focal: focal length in pixels. supersample: each pixel averages
             supersample^2 sub-pixel rays (colour and coverage). detail: strength in [0, 1]
             of the extra solid texture on every surface (`detail_texture`; 0: the plain scene,
-            as generate_scene writes it).
+            as generate_scene writes it). objects: the scene (default: the object scene;
+            `nerfkit.data.synthetic_llff.FORWARD_OBJECTS`: the forward-facing one).
     Returns:
         rgba [H, W, 4] float32, straight (not premultiplied) colour with alpha = coverage, and
         depth [H, W] float32: the distance along the unit pixel-centre ray to the first hit,
@@ -393,7 +418,7 @@ def render_ground_truth(
     if s < 1:
         raise ValueError(f"supersample must be >= 1, got {supersample}")
     rays = _camera(c2w, width * s, height * s, focal * s).image_rays(0, NEAR, FAR)
-    rgb, t = shade(rays.origins, rays.directions, detail)
+    rgb, t = shade(rays.origins, rays.directions, detail, objects)
     alpha = torch.isfinite(t).to(rgb)[:, None]
     premult = torch.cat([rgb * alpha, alpha], -1).reshape(height, s, width, s, 4).mean((1, 3))
     a = premult[..., 3:]
@@ -403,7 +428,7 @@ def render_ground_truth(
         depth = t.reshape(height, width)
     else:
         r1 = _camera(c2w, width, height, focal).image_rays(0, NEAR, FAR)
-        depth = trace(r1.origins, r1.directions)[0].reshape(height, width)
+        depth = trace(r1.origins, r1.directions, objects)[0].reshape(height, width)
     return rgba, depth.float()
 
 
@@ -446,13 +471,71 @@ def _split_files(root: Path, split: str) -> list[Path] | None:
         return None
 
 
-def _is_complete(root: Path, params: dict) -> bool:
-    """True if `root` holds a finished scene generated with exactly `params`."""
+def marker_matches(root: Path, params: dict) -> bool:
+    """True if `root`'s MARKER file records exactly `params`."""
     try:
         with open(root / MARKER, encoding="utf-8") as f:
-            if json.load(f).get("params") != params:
-                return False
+            return json.load(f).get("params") == params
     except (OSError, ValueError, AttributeError):
+        return False
+
+
+def write_marker(root: Path, generator: str, params: dict) -> None:
+    """Write MARKER (the generator's module and `params`); write it last: it marks completion."""
+    with open(root / MARKER, "w", encoding="utf-8") as f:
+        json.dump({"generator": generator, "params": params}, f, indent=1)
+
+
+def counts(**checks: tuple[float, int]) -> dict[str, int]:
+    """{name: int(value)} for checks name=(value, least); DataError unless every value is an
+    integer >= its least."""
+    for name, (v, least) in checks.items():
+        if int(v) != v or v < least:
+            raise DataError(f"synthetic scene: {name} must be an integer >= {least}, got {v}")
+    return {name: int(v) for name, (v, _) in checks.items()}
+
+
+def install_scene(
+    out_dir: Path,
+    params: dict,
+    write: Callable[[Path, dict], None],
+    is_complete: Callable[[Path, dict], bool],
+) -> Path:
+    """Write a procedural scene folder atomically, unless it is already there.
+
+    `is_complete(folder, params)` says whether a folder holds the finished scene made with
+    exactly `params`; then nothing is written. Else `write(folder, params)` builds the scene in
+    a staging folder beside `out_dir` (writing MARKER last), which then replaces `out_dir`: a
+    folder made by an older version or with other parameters is replaced; any other non-empty
+    folder is an error (DataError).
+
+    Returns:
+        out_dir.
+    """
+    out_dir = Path(out_dir)
+    if is_complete(out_dir, params):
+        return out_dir
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise DataError(f"{out_dir}: exists and is not a folder; choose another output path")
+        if any(out_dir.iterdir()) and not (out_dir / MARKER).is_file():
+            raise DataError(
+                f"{out_dir}: folder is not empty and holds no nerfkit synthetic scene; "
+                "choose another output path or empty it"
+            )
+    with staging_folder(out_dir) as tmp:
+        write(tmp, params)
+        try:
+            install_folder(tmp, out_dir)  # an outdated scene there is replaced
+        except OSError:  # fine if another writer of the same scene installed it meanwhile
+            if not is_complete(out_dir, params):
+                raise
+    return out_dir
+
+
+def _is_complete(root: Path, params: dict) -> bool:
+    """True if `root` holds a finished scene generated with exactly `params`."""
+    if not marker_matches(root, params):
         return False
     for split in ("train", "val", "test"):
         n = params[f"n_{split}"]
@@ -464,7 +547,9 @@ def _is_complete(root: Path, params: dict) -> bool:
     return True
 
 
-def _write_png(path: Path, rgba: Tensor) -> None:
+def write_png8(path: Path, rgba: Tensor) -> None:
+    """Write [H, W, 3|4] float in [0, 1] as an 8-bit PNG (rounded to nearest; fast, not atomic:
+    for files inside a staging folder)."""
     from PIL import Image
 
     arr = np.round(rgba.numpy() * 255.0).clip(0, 255).astype(np.uint8)
@@ -492,43 +577,12 @@ def generate_scene(
     Returns:
         out_dir.
     """
-    out_dir = Path(out_dir)
-    for name, v, least in (
-        ("resolution", resolution, 1),
-        ("n_train", n_train, 1),
-        ("n_val", n_val, 0),
-        ("n_test", n_test, 0),
-        ("supersample", supersample, 1),
-    ):
-        if int(v) != v or v < least:
-            raise DataError(f"synthetic scene: {name} must be an integer >= {least}, got {v}")
-    params = {
-        "version": SCENE_VERSION,
-        "resolution": int(resolution),
-        "n_train": int(n_train),
-        "n_val": int(n_val),
-        "n_test": int(n_test),
-        "seed": int(seed),
-        "supersample": int(supersample),
-    }
-    if _is_complete(out_dir, params):
-        return out_dir
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            raise DataError(f"{out_dir}: exists and is not a folder; choose another output path")
-        if any(out_dir.iterdir()) and not (out_dir / MARKER).is_file():
-            raise DataError(
-                f"{out_dir}: folder is not empty and holds no nerfkit synthetic scene; "
-                "choose another output path or empty it"
-            )
-    with staging_folder(out_dir) as tmp:
-        _write_scene(tmp, params)
-        try:
-            install_folder(tmp, out_dir)  # an outdated scene there is replaced
-        except OSError:  # fine if another writer of the same scene installed it meanwhile
-            if not _is_complete(out_dir, params):
-                raise
-    return out_dir
+    sizes = counts(
+        resolution=(resolution, 1), n_train=(n_train, 1), n_val=(n_val, 0), n_test=(n_test, 0)
+    )
+    ss = counts(supersample=(supersample, 1))
+    params = {"version": SCENE_VERSION, **sizes, "seed": int(seed), **ss}
+    return install_scene(Path(out_dir), params, _write_scene, _is_complete)
 
 
 def _write_scene(root: Path, params: dict) -> None:
@@ -542,7 +596,7 @@ def _write_scene(root: Path, params: dict) -> None:
         frames = []
         for i, c2w in enumerate(c2ws):
             rgba, depth = render_ground_truth(c2w, res, res, focal, params["supersample"])
-            _write_png(root / split / f"r_{i}.png", rgba)
+            write_png8(root / split / f"r_{i}.png", rgba)
             np.save(root / split / f"r_{i}_depth.npy", depth.numpy().astype(np.float32))
             frames.append(
                 {
@@ -560,5 +614,4 @@ def _write_scene(root: Path, params: dict) -> None:
         }
         with open(root / f"transforms_{split}.json", "w", encoding="utf-8") as f:
             json.dump(meta, f, indent=1)
-    with open(root / MARKER, "w", encoding="utf-8") as f:  # written last: marks completion
-        json.dump({"generator": "nerfkit.data.synthetic", "params": params}, f, indent=1)
+    write_marker(root, "nerfkit.data.synthetic", params)
