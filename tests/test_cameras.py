@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from nerfkit.cameras import Cameras, Rays
+from nerfkit.cameras import Cameras, Rays, ndc_ray_box
 from nerfkit.poses import look_at
 
 F64 = torch.float64
@@ -200,3 +200,26 @@ def test_rays_indexing_and_cat():
         torch.testing.assert_close(getattr(both, name), getattr(rays, name))
     timed = Rays(rays.origins, d, rays.near, rays.far, time=torch.linspace(0, 1, 6))
     torch.testing.assert_close(Rays.cat([timed[3:], timed[:3]]).time[:3], timed.time[3:])
+
+
+def test_ndc_ray_box_holds_every_ray_and_is_tight():
+    # a forward-facing rig: cameras shifted and turned a little from the reference pose
+    poses = []
+    for k, (dx, dy, yaw) in enumerate([(0.0, 0.0, 0.0), (0.3, -0.1, 0.08), (-0.25, 0.2, -0.1)]):
+        m = torch.eye(4, dtype=F64)
+        m[:3, :3] = rotation([0.0, 1.0, 0.0], yaw) @ rotation([1.0, 0.0, 0.0], 0.03 * k)
+        m[:3, 3] = torch.tensor([dx, dy, 0.1 * k], dtype=F64)
+        poses.append(m)
+    cams = make_cameras(torch.stack(poses).float(), w=40, h=30, fx=35.0, fy=35.0)
+    box = torch.tensor(ndc_ray_box(cams))
+    lo, hi = torch.full((3,), math.inf), torch.full((3,), -math.inf)
+    for k in range(len(cams)):  # every pixel's ray, at many points along it
+        r = cams.image_rays(k, 0.0, 1.0, ndc=True)
+        for t in torch.linspace(0.0, 1.0, 11):
+            p = r.origins + t * r.directions
+            lo, hi = torch.minimum(lo, p.min(0).values), torch.maximum(hi, p.max(0).values)
+    torch.testing.assert_close(box[0], lo, atol=1e-5, rtol=0)
+    torch.testing.assert_close(box[1], hi, atol=1e-5, rtol=0)
+    # beyond the reference frustum [-1, 1] in x and y, depth exactly [-1, 1]
+    assert box[0, 0] < -1.0 and box[1, 0] > 1.0
+    torch.testing.assert_close(box[:, 2], torch.tensor([-1.0, 1.0]), atol=1e-5, rtol=0)

@@ -16,7 +16,7 @@ from PIL import Image
 
 from nerfkit.data.synthetic import render_ground_truth
 from nerfkit.errors import NerfkitError
-from nerfkit.poses import opencv_w2c_to_c2w, orbit_pose, rotation_angle_deg, umeyama
+from nerfkit.poses import look_at, opencv_w2c_to_c2w, orbit_pose, rotation_angle_deg, umeyama
 from nerfkit.process import (
     _prepare_photos,
     intrinsics_json,
@@ -29,6 +29,7 @@ needs_pycolmap = pytest.mark.skipif(
     reason="pycolmap is not installed (pip install pycolmap): nerfkit process needs it",
 )
 
+F64 = torch.float64
 RES = 200  # SIFT needs resolution: at 100 px too few features survive
 N_VIEWS = 30
 RADIUS = 3.0
@@ -294,6 +295,37 @@ def test_process_video_end_to_end(tmp_path: Path) -> None:
     meta = json.loads((out / "transforms.json").read_text())
     assert len(meta["frames"]) == 18
     assert len(load_scene(out).splits["train"].images) > 0
+
+
+@needs_pycolmap
+def test_process_forward_facing_photos_get_ndc(tmp_path: Path) -> None:
+    """Photos from a small grid of positions all facing the scene (forward-facing): the dataset
+    `process` writes loads as LLFF scenes do (NDC rays, spiral path) with the true scale.
+    (Training and rendering NDC scenes: tests/data/test_llff.py.)"""
+    from nerfkit.data import load_scene
+
+    focal = 0.5 * RES / math.tan(0.5 * 0.69)
+    up, target = torch.tensor([0.0, 0.0, 1.0], dtype=F64), torch.tensor([0.0, 0.0, 0.2], dtype=F64)
+    (tmp_path / "photos").mkdir()
+    true, nearest = [], []
+    for k in range(12):  # a 4 x 3 grid, 1.2 wide and 0.72 high, 3.5 from the scene's centre
+        eye = torch.tensor([0.6 * (k % 4 / 1.5 - 1), -3.5, 1.0 + 0.36 * (k // 4 - 1)], dtype=F64)
+        c2w = look_at(eye, target, up)
+        rgba, depth = render_ground_truth(c2w, RES, RES, focal, detail=DETAIL)
+        _save_rgb(tmp_path / "photos" / f"view_{k:03d}.png", rgba)
+        true.append(c2w.numpy())
+        nearest.append(depth[torch.isfinite(depth)].min().item())
+    assert run_cli(["process", tmp_path / "photos", "--output", tmp_path / "data"]) == 0
+    scene = load_scene(tmp_path / "data")
+    m = scene.meta
+    assert (m.ndc, m.kind, m.near, m.far) == (True, "forward", 0.0, 1.0)
+    assert m.bounds[0] == pytest.approx(1 / 0.75)
+    # the scale is the true one: the nearest content lies at depth 1 / 0.75
+    names = scene.split("train").names + scene.split("test").names
+    c2w = np.concatenate([scene.split(n).cameras.c2w.double().numpy() for n in ("train", "test")])
+    gt = np.stack(true)[[int(n.split("_")[1]) for n in names]]
+    s, _, _ = umeyama(c2w[:, :3, 3], gt[:, :3, 3])
+    assert s / 0.75 == pytest.approx(min(nearest), rel=0.1)
 
 
 def test_prepare_photos_converts_what_colmap_would_misread(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ centre (i + 0.5, j + 0.5); ray directions are unit length (except in NDC); t is 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, replace
 
 import torch
@@ -171,3 +172,33 @@ class Cameras:
         cam = torch.full_like(px, k, dtype=torch.long)
         t = None if time is None else torch.full_like(px, time)
         return self.rays(cam, px, py, near, far, ndc=ndc, time=t)
+
+
+def ndc_ray_box(cameras: Cameras) -> list[list[float]]:
+    """The box [[xmin, ymin, zmin], [xmax, ymax, zmax]] holding every NDC ray of `cameras`.
+
+    NDC x and y in [-1, 1] are only the frustum of a camera at the reference pose: cameras moved
+    or turned from it see beyond, so a fixed [-1, 1]^3 box clips the edges of their images (on
+    LLFF flower ~16 % of the training rays leave it at mid-depth). An NDC ray is a straight
+    segment from t = 0 (near plane, z = -1) to t = 1 (infinity, z = +1), and both ends are
+    projective images of the pixel grid, so their extremes lie on the image border: the box of
+    the border pixels' ray ends holds every ray.
+
+    Args:
+        cameras: N cameras (forward-facing scene, NDC with the near plane at depth 1).
+    Returns:
+        the box as nested lists [2][3].
+    """
+    w, h = cameras.width, cameras.height
+    xs = torch.arange(w, dtype=torch.float32) + 0.5
+    ys = torch.arange(h, dtype=torch.float32) + 0.5
+    px = torch.cat([xs, xs, torch.full((h,), 0.5), torch.full((h,), w - 0.5)])
+    py = torch.cat([torch.full((w,), 0.5), torch.full((w,), h - 0.5), ys, ys])
+    lo = torch.full((3,), math.inf)
+    hi = torch.full((3,), -math.inf)
+    for k in range(len(cameras)):
+        r = cameras.rays(torch.full_like(px, k, dtype=torch.long), px, py, 0.0, 1.0, ndc=True)
+        ends = torch.cat([r.origins, r.origins + r.directions])
+        lo = torch.minimum(lo, ends.min(0).values)
+        hi = torch.maximum(hi, ends.max(0).values)
+    return [lo.tolist(), hi.tolist()]

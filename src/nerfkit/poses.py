@@ -130,6 +130,42 @@ def scene_kind(c2w: np.ndarray) -> str:
     return "forward" if np.linalg.norm(view.mean(0)) > 0.9 else "object"
 
 
+FORWARD_MAX_ANGLE_DEG = 30.0  # every view direction within this of the mean one
+FORWARD_MAX_SPREAD = 0.5  # camera spread at most this times the distance to the content
+
+
+def is_forward_facing(c2w: np.ndarray, near: np.ndarray | float | None = None) -> bool:
+    """Whether cameras form a forward-facing capture (LLFF-like: NDC material), from the poses.
+
+    The rule, every part of which must hold:
+    1. at least 2 cameras;
+    2. every camera's view direction (-z) lies within FORWARD_MAX_ANGLE_DEG = 30 degrees of the
+       cameras' mean view direction (LLFF flower: 4.3 degrees; an orbit or a ring: up to 180);
+    3. small baseline: the spread of the cameras, the largest distance of a camera centre from
+       their mean, is at most FORWARD_MAX_SPREAD = 0.5 times the distance to the content, the
+       median over cameras of `near` (flower: 0.28). A "sweep" (cameras facing one way, spread
+       far apart along a wall) fails here: no single frustum holds what its cameras see.
+       Without `near` (content depth unknown) this part is not checked.
+
+    Args:
+        c2w: [N, 3|4, 4] camera-to-world (OpenGL frame: cameras look along -z).
+        near: [N] depth of the nearest content each camera sees (or one depth for all), in the
+            units of the camera positions, e.g. from sparse points or LLFF bounds; None: unknown.
+    """
+    if c2w.shape[0] < 2:
+        return False
+    view = normalize(-c2w[:, :3, 2])
+    mean = normalize(view.mean(0))
+    cos = np.clip(view @ mean, -1.0, 1.0)
+    if np.degrees(np.arccos(cos.min())) > FORWARD_MAX_ANGLE_DEG:
+        return False
+    if near is None:
+        return True
+    pos = c2w[:, :3, 3]
+    spread = float(np.linalg.norm(pos - pos.mean(0), axis=-1).max())
+    return spread <= FORWARD_MAX_SPREAD * float(np.median(near))
+
+
 # ----------------------------------------------------------------------------- re-framing poses
 
 
@@ -141,6 +177,32 @@ def recenter_poses(c2w: np.ndarray) -> np.ndarray:
     avg = np.eye(4)
     avg[:3, :4] = average_pose(full)
     return np.linalg.inv(avg) @ full
+
+
+def forward_facing_frame(
+    c2w: np.ndarray, bounds: np.ndarray, bd_factor: float = 0.75
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The frame NDC rays need (the reference `load_llff_data(recenter=True, bd_factor=0.75)`).
+
+    Positions and bounds are scaled by 1 / (bd_factor * min(bounds)), so the nearest content
+    lies at depth 1 / bd_factor, beyond the NDC near plane at depth 1; then the poses are
+    recentred on their average pose (`recenter_poses`), so the cameras look along -z.
+
+    Args:
+        c2w: [N, 3|4, 4] camera-to-world (OpenGL frame).
+        bounds: [N, 2] per-camera near and far depths of the content (positive).
+        bd_factor: the margin; 0.75 as in the reference code.
+    Returns:
+        (c2w [N, 4, 4] re-framed, bounds [N, 2] scaled, T [4, 4] the similarity applied to
+        points: p_new = T[:3, :3] @ p + T[:3, 3]).
+    """
+    sc = 1.0 / (bounds.min() * bd_factor)
+    c2w = c2w.copy()
+    c2w[:, :3, 3] *= sc
+    avg = np.eye(4)
+    avg[:3, :4] = average_pose(c2w)
+    t = np.linalg.inv(avg) @ np.diag([sc, sc, sc, 1.0])
+    return recenter_poses(c2w), bounds * sc, t
 
 
 def rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from nerfkit.cameras import ndc_ray_box
 from nerfkit.data import load_scene
 from nerfkit.data.colmap import MODEL_IDS, load_colmap, read_model
 from nerfkit.errors import DataError
@@ -66,6 +67,32 @@ def points() -> np.ndarray:
     return np.random.default_rng(1).uniform(-1, 1, (60, 3)) @ WORLD_R.T
 
 
+FORWARD_T = np.array([1.0, -2.0, 0.5])
+
+
+def forward_c2w() -> np.ndarray:
+    """N cameras on a 3 x 3 grid (spacing 0.3) looking along -z, each slightly turned: a
+    forward-facing capture, in the rotated and moved world frame."""
+    out = []
+    for i in range(N):
+        m = np.eye(4)
+        turn = rot([0.2, 1.0, 0.1], 0.04 * (i % 3 - 1)) @ rot([1, 0, 0], 0.03 * (i // 3 - 1))
+        m[:3, :3] = WORLD_R @ turn
+        m[:3, 3] = WORLD_R @ np.array([0.3 * (i % 3 - 1), 0.3 * (i // 3 - 1), 0.01 * i])
+        m[:3, 3] += FORWARD_T
+        out.append(m)
+    return np.stack(out)
+
+
+def forward_points() -> np.ndarray:
+    """Content 3 to 6 ahead of the forward cameras."""
+    p = np.random.default_rng(2).uniform([-1.2, -0.9, -6.0], [1.2, 0.9, -3.0], (80, 3))
+    return p @ WORLD_R.T + FORWARD_T
+
+
+RIGS = {"ring": (true_c2w, points), "forward": (forward_c2w, forward_points)}
+
+
 def colmap_project(model: str, params: list[float], p_cam: np.ndarray) -> np.ndarray:
     """COLMAP's camera models (src/colmap/sensor/models.h), written out: points [K, 3] in the
     OpenCV camera frame -> pixels [K, 2]."""
@@ -98,9 +125,10 @@ def colmap_project(model: str, params: list[float], p_cam: np.ndarray) -> np.nda
     return np.stack([fx * u + cx, fy * v + cy], 1)
 
 
-def build_model(model: str = "OPENCV") -> dict:
-    """cameras / images (with observations) / points consistent with each other."""
-    c2w, pts = true_c2w(), points()
+def build_model(model: str = "OPENCV", rig: str = "ring") -> dict:
+    """cameras / images (with observations) / points consistent with each other; the cameras
+    and points of RIGS[rig]."""
+    c2w, pts = RIGS[rig][0](), RIGS[rig][1]()
     images, tracks = [], {pid: [] for pid in range(1, len(pts) + 1)}
     ids = [5, 2, 9, 1, 7, 3, 8, 4, 6]  # image ids are not in name order
     for i, m in enumerate(c2w):
@@ -161,8 +189,10 @@ def write_binary(d: Path, m: dict) -> None:
     (d / "points3D.bin").write_bytes(b)
 
 
-def write_scene(root: Path, model: str = "OPENCV", binary: bool = False, sub="sparse/0") -> Path:
-    m = build_model(model)
+def write_scene(
+    root: Path, model: str = "OPENCV", binary: bool = False, sub="sparse/0", rig: str = "ring"
+) -> Path:
+    m = build_model(model, rig)
     (write_binary if binary else write_text)(root / sub, m)
     (root / "images").mkdir(parents=True)
     for i, im in enumerate(m["images"]):
@@ -175,9 +205,9 @@ def colmap_dir(tmp_path) -> Path:
     return write_scene(tmp_path / "c")
 
 
-def rays_miss(scene, model: str) -> float:
+def rays_miss(scene, model: str, rig: str = "ring") -> float:
     """Largest distance between a scene-space 3D point and the ray through a pixel observing it."""
-    m = build_model(model)
+    m = build_model(model, rig)
     t = np.eye(4) if not scene.meta.data_transform else np.array(scene.meta.data_transform)
     pts = m["points"] @ t[:3, :3].T + t[:3, 3]
     by_name = {im["name"][:-4]: im for im in m["images"]}
@@ -294,6 +324,46 @@ def test_pycolmap_written_models_read_the_same(tmp_path):
         order_g, order_r = np.argsort(got.point_ids), np.argsort(ref.point_ids)
         np.testing.assert_array_equal(got.point_ids[order_g], ref.point_ids[order_r])
         np.testing.assert_allclose(got.points[order_g], ref.points[order_r], atol=1e-12)
+
+
+def test_forward_facing_model_loads_as_ndc(tmp_path, ndc_miss):
+    """A forward-facing capture gets LLFF's treatment: NDC rays, recentred poses, the nearest
+    content at depth 1 / 0.75; its rays, in the scene frame and mapped back out of NDC, pass
+    through the true points."""
+    root = write_scene(tmp_path / "f", rig="forward")
+    scene = load_scene(root)
+    m = scene.meta
+    assert (m.ndc, m.kind, m.near, m.far, m.format) == (True, "forward", 0.0, 1.0, "colmap")
+    assert m.aabb == ndc_ray_box(scene.split("train").cameras)  # holds every training ray
+    assert m.bounds[0] == pytest.approx(1 / 0.75) and 2.0 < m.bounds[1] < 6.5 / 3.0 / 0.75
+    c2w = torch.cat([scene.split("train").cameras.c2w, scene.split("test").cameras.c2w]).double()
+    view = -c2w[:, :3, 2].mean(0)
+    assert (view / view.norm())[2] < -0.999 and c2w[:, :3, 3].mean(0).norm() < 1e-5
+    assert rays_miss(scene, "OPENCV", "forward") < 1e-5  # uses data_transform
+    # the scale: the nearest content seen (1st percentile per image) lies at depth 1 / 0.75
+    t = np.array(m.data_transform)
+    pts = forward_points() @ t[:3, :3].T + t[:3, 3]
+    nearest = min(np.percentile((pts - c[:3, 3]) @ -c[:3, 2], 1) for c in c2w.numpy())
+    assert nearest == pytest.approx(1 / 0.75, rel=0.05)
+    by_name = {im["name"][:-4]: im for im in build_model(rig="forward")["images"]}
+    for split in (scene.split("train"), scene.split("test")):
+        obs = [(k, o) for k, n in enumerate(split.names) for o in by_name[n]["obs"] if o[2] > 0]
+        cam = torch.tensor([k for k, _ in obs])
+        px, py = (torch.tensor([o[i] for _, o in obs], dtype=torch.float64) for i in (0, 1))
+        p = torch.tensor(pts[[o[2] - 1 for _, o in obs]])
+        dist, t_ndc = ndc_miss(split.cameras, cam, px, py, p)
+        assert dist.max() < 1e-5 and ((t_ndc > 0) & (t_ndc < 1)).all()
+
+
+def test_forward_facing_ndc_can_be_forced_off_or_on(tmp_path, colmap_dir):
+    root = write_scene(tmp_path / "f", rig="forward")
+    off = load_colmap(root, ndc=False)  # as before forward-facing captures got NDC
+    assert not off.meta.ndc and off.meta.near > 0 and off.meta.kind == "forward"
+    assert off.meta.aabb != [[-1.0] * 3, [1.0] * 3]
+    assert load_scene(root, ndc=False).meta.to_dict() == off.meta.to_dict()
+    assert not load_colmap(root, normalize=False).meta.ndc  # poses as stored: no NDC
+    ring = load_scene(colmap_dir, ndc=True)  # forced on, even for an object capture
+    assert ring.meta.ndc and ring.meta.near == 0.0
 
 
 def test_model_directly_in_sparse(tmp_path):

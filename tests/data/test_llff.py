@@ -115,7 +115,14 @@ def test_loads_splits_intrinsics_and_meta(llff):
     assert te.images[1, 0, 0, 0].item() == pytest.approx(160 / 255)
     m = scene.meta
     assert (m.ndc, m.kind, m.near, m.far) == (True, "forward", 0.0, 1.0)
-    assert m.aabb == [[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]
+    # the box holds every training ray (not just the reference frustum [-1, 1]^3)
+    box = torch.tensor(m.aabb)
+    torch.testing.assert_close(box[:, 2], torch.tensor([-1.0, 1.0]), atol=1e-5, rtol=0)
+    for k in range(len(tr)):
+        r = tr.cameras.image_rays(k, 0.0, 1.0, ndc=True)
+        for t in (0.0, 0.5, 1.0):
+            p = r.origins + t * r.directions
+            assert (p >= box[0] - 1e-5).all() and (p <= box[1] + 1e-5).all()
     assert m.focal == pytest.approx(F / 4)
     # bounds rescaled so that the nearest is 1 / 0.75
     assert m.bounds[0] == pytest.approx(1 / 0.75)

@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from nerfkit.cameras import ndc_ray_box
 from nerfkit.data import load_scene
 from nerfkit.data.loaders import detect_format
 from nerfkit.data.transforms_json import load_transforms_json
@@ -54,6 +55,44 @@ def ring_c2w(n: int = N) -> np.ndarray:
     return np.stack(out)
 
 
+def forward_c2w(n: int = N) -> np.ndarray:
+    """n cameras on a 5 x 2 grid (spacing 0.25), looking along the capture's -z, each slightly
+    turned (a forward-facing capture), moved into the arbitrary world frame."""
+    out = []
+    for i in range(n):
+        turn = rot([0.3, 1.0, 0.1], 0.04 * (i % 5 - 2)) @ rot([1, 0, 0], 0.05 * (i // 5))
+        m = np.eye(4)
+        m[:3, :3] = WORLD_R @ turn
+        m[:3, 3] = WORLD_S * (WORLD_R @ np.array([0.25 * (i % 5 - 2), 0.25 * (i // 5), 0.0]))
+        m[:3, 3] += WORLD_T
+        out.append(m)
+    return np.stack(out)
+
+
+def forward_points() -> np.ndarray:
+    """Content 3 to 6 ahead of the forward cameras, in the world frame [P, 3]."""
+    p = np.random.default_rng(2).uniform([-1.2, -0.8, -6.0], [1.2, 0.8, -3.0], (200, 3))
+    return WORLD_S * p @ WORLD_R.T + WORLD_T
+
+
+def write_ply(path: Path, pts: np.ndarray, fmt: str = "ascii", kind: str = "float") -> None:
+    """A PLY point cloud with colours and an empty face element after the vertices."""
+    props = "".join(f"property {kind} {k}\n" for k in "xyz")
+    props += "".join(f"property uchar {c}\n" for c in ("red", "green", "blue"))
+    head = f"ply\nformat {fmt} 1.0\ncomment test\nelement vertex {len(pts)}\n{props}"
+    head += "element face 0\nproperty list uchar int vertex_indices\nend_header\n"
+    if fmt == "ascii":
+        body = "".join(f"{x:.17g} {y:.17g} {z:.17g} 10 20 30\n" for x, y, z in pts).encode()
+    else:
+        e = "<" if fmt == "binary_little_endian" else ">"
+        t = e + {"float": "f4", "double": "f8"}[kind]
+        dt = np.dtype([("x", t), ("y", t), ("z", t), ("r", "u1"), ("g", "u1"), ("b", "u1")])
+        v = np.zeros(len(pts), dt)
+        v["x"], v["y"], v["z"] = pts.T
+        body = v.tobytes()
+    path.write_bytes(head.encode() + body)
+
+
 def frame_image(i: int, size=(H, W)) -> np.ndarray:
     img = np.zeros((*size, 3), np.uint8)
     img[..., 0] = 10 + 20 * i
@@ -61,12 +100,14 @@ def frame_image(i: int, size=(H, W)) -> np.ndarray:
     return img
 
 
-def write_scene(root: Path, n: int = N, top: dict | None = None, frame_extra=None) -> Path:
+def write_scene(
+    root: Path, n: int = N, top: dict | None = None, frame_extra=None, rig=ring_c2w
+) -> Path:
     """A transforms.json scene: images/frame_XXXXX.png, global intrinsics with OPENCV distortion
-    (or `top`), frames listed in reverse order (the loader sorts them)."""
+    (or `top`), frames listed in reverse order (the loader sorts them), cameras rig(n)."""
     (root / "images").mkdir(parents=True)
     frames = []
-    for i, m in enumerate(ring_c2w(n)):
+    for i, m in enumerate(rig(n)):
         name = f"images/frame_{i:05d}.png"
         Image.fromarray(frame_image(i)).save(root / name)
         fr = {"file_path": name, "transform_matrix": m.tolist()}
@@ -287,6 +328,112 @@ def test_downscale_uses_images_k_copies_or_memory(tmp_path):
     copies = load_scene(root, downscale=2).split("train")
     assert copies.images[0, 0, 0, 1].item() == pytest.approx(99 / 255)
     torch.testing.assert_close(copies.cameras.cx, torch.full((8,), 12.3 / 2))
+
+
+# --- forward-facing captures -------------------------------------------------------------------
+
+
+def check_forward_scene(scene, ndc_miss) -> None:
+    """LLFF's treatment (NDC, recentred, nearest content at 1 / 0.75), and the rays through the
+    pixels where OpenCV's model projects the true points, in the scene frame and mapped back out
+    of NDC, pass through them."""
+    m = scene.meta
+    assert (m.ndc, m.kind, m.near, m.far) == (True, "forward", 0.0, 1.0)
+    assert m.aabb == ndc_ray_box(scene.split("train").cameras) and m.format == "transforms_json"
+    assert m.bounds[0] == pytest.approx(1 / 0.75)
+    t = np.array(m.data_transform)
+    c2w = forward_c2w()
+    for split in (scene.split("train"), scene.split("test")):
+        view = -split.cameras.c2w[:, :3, 2].double().mean(0)
+        assert (view / view.norm())[2] < -0.99
+        for p_world in forward_points()[:20]:
+            p_scene = t[:3, :3] @ p_world + t[:3, 3]
+            pix = [opencv_pixel(c2w[frame_index(n)], p_world, OPENCV, INTR) for n in split.names]
+            assert miss_distance(split, p_scene, pix).max() < 1e-5
+            px, py = (torch.tensor(v, dtype=torch.float64) for v in zip(*pix))
+            p = torch.tensor(p_scene).expand(len(split), 3)
+            dist, t_ndc = ndc_miss(split.cameras, torch.arange(len(split)), px, py, p)
+            assert dist.max() < 1e-4 and ((t_ndc > 0) & (t_ndc < 1)).all()
+
+
+def test_forward_facing_with_near_far_loads_as_ndc(tmp_path, ndc_miss):
+    root = write_scene(tmp_path / "s", rig=forward_c2w)
+    edit_json(root, lambda m: m.update(near=2.5 * WORLD_S, far=8.0 * WORLD_S))
+    scene = load_scene(root)
+    check_forward_scene(scene, ndc_miss)
+    assert scene.meta.bounds[1] == pytest.approx(8.0 / 2.5 / 0.75)
+
+
+@pytest.mark.parametrize(
+    "fmt,kind",
+    [("ascii", "float"), ("binary_little_endian", "float"), ("binary_big_endian", "double")],
+)
+def test_forward_facing_with_a_point_cloud_loads_as_ndc(tmp_path, ndc_miss, fmt, kind):
+    """As `nerfkit process` and nerfstudio write them: ply_file_path names the sparse points."""
+    root = write_scene(tmp_path / "s", rig=forward_c2w)
+    write_ply(root / "sparse_pc.ply", forward_points(), fmt, kind)
+    edit_json(root, lambda m: m.update(ply_file_path="sparse_pc.ply"))
+    scene = load_scene(root)
+    check_forward_scene(scene, ndc_miss)
+    # the nearest content each frame sees: its 1st percentile depth, at 1 / 0.75 at the least
+    t = np.array(scene.meta.data_transform)
+    pts = forward_points() @ t[:3, :3].T + t[:3, 3]
+    c2w = torch.cat([scene.split("train").cameras.c2w, scene.split("test").cameras.c2w])
+    nearest = min(np.percentile((pts - c[:3, 3]) @ -c[:3, 2], 1) for c in c2w.double().numpy())
+    assert nearest == pytest.approx(1 / 0.75, rel=0.05)
+
+
+def test_forward_facing_without_depths_loads_as_before_with_a_warning(tmp_path):
+    root = write_scene(tmp_path / "s", rig=forward_c2w)
+    with pytest.warns(UserWarning, match=r"transforms.json: the cameras face one way .* without"):
+        scene = load_scene(root)
+    assert not scene.meta.ndc and scene.meta.kind == "forward"
+    assert scene.meta.to_dict() == load_transforms_json(root, ndc=False).meta.to_dict()
+    with pytest.raises(DataError, match=r"transforms.json: cannot use NDC rays: the depths"):
+        load_scene(root, ndc=True)
+    with pytest.raises(DataError, match=r"NDC rays are for forward-facing formats"):
+        load_scene(root, format="blender", ndc=True)
+
+
+def test_object_capture_loads_as_before_whatever_its_point_cloud(scene_dir, recwarn):
+    before = load_scene(scene_dir).meta.to_dict()
+    edit_json(scene_dir, lambda m: m.update(ply_file_path="missing.ply"))  # never read
+    assert load_scene(scene_dir).meta.to_dict() == before
+    assert not recwarn.list
+
+
+def test_forced_ndc_with_a_point_cloud_and_several_cameras(tmp_path):
+    root = write_scene(tmp_path / "s", rig=forward_c2w, frame_extra=lambda i: {"fl_x": 20 + i})
+    write_ply(root / "pc.ply", forward_points())
+    edit_json(root, lambda m: m.update(ply_file_path="pc.ply"))
+    with pytest.warns(UserWarning, match=r"several cameras"):
+        assert not load_scene(root).meta.ndc
+    with pytest.raises(DataError, match=r"cannot use NDC rays: its frames have several cameras"):
+        load_scene(root, ndc=True)
+
+
+@pytest.mark.parametrize(
+    "damage,message",
+    [
+        (lambda p: p.write_text("hello"), r"pc.ply: not a PLY file"),
+        (lambda p: p.write_bytes(p.read_bytes()[:-40]), r"pc.ply: truncated"),
+        (lambda p: p.unlink(), r"pc.ply: cannot read the point cloud"),
+        (
+            lambda p: p.write_bytes(
+                p.read_bytes().replace(b"property float z", b"property float w")
+            ),
+            r"pc.ply: expected a PLY format line and vertices with x, y, z",
+        ),
+    ],
+)
+def test_broken_point_cloud(tmp_path, damage, message):
+    root = write_scene(tmp_path / "s", rig=forward_c2w)
+    write_ply(root / "pc.ply", forward_points(), "binary_little_endian")
+    edit_json(root, lambda m: m.update(ply_file_path="pc.ply"))
+    damage(root / "pc.ply")
+    with pytest.raises(DataError, match=message) as e:
+        load_scene(root)
+    assert "\n" not in str(e.value) and "ply_file_path" in str(e.value)
 
 
 # --- bad input ----------------------------------------------------------------------------------

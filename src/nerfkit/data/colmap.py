@@ -15,6 +15,11 @@ pycolmap; the tests check this parser against pycolmap when it is installed.
   on the cameras, mean camera up -> +z, camera positions scaled into [-1, 1]^3.
 - near/far: from the depths of the sparse points each image observes: 0.8 x the smallest
   per-image 1st percentile and 1.2 x the largest per-image 99th percentile.
+- Forward-facing captures (`nerfkit.poses.is_forward_facing` on the poses and those per-image
+  depths; `ndc=True`/`False` forces it) load as LLFF scenes do instead: NDC rays (near 0, far
+  1, kind "forward"), poses scaled so the nearest content is at depth 1 / 0.75 and recentred on
+  their average pose (`nerfkit.data.core.ndc_frames`), the scaled depths in SceneMeta.bounds
+  for spiral paths and the similarity in SceneMeta.data_transform.
 - aabb: the box of the 1st..99th percentile of the points per axis and the cameras, 10% larger.
 - Splits: images sorted by name, every 8th (0, 8, ...) held out for test (and val).
 - `--downscale K` reads `images_K/<name>` when all exist (intrinsics scaled by the size ratio),
@@ -29,7 +34,15 @@ from pathlib import Path
 
 import numpy as np
 
-from nerfkit.data.core import HOLD, Frame, normalize_frames, scene_from_frames
+from nerfkit.data.core import (
+    HOLD,
+    Frame,
+    content_bounds,
+    ndc_frames,
+    normalize_frames,
+    scene_from_frames,
+    use_ndc,
+)
 from nerfkit.data.scene import Scene
 from nerfkit.errors import DataError
 from nerfkit.poses import opencv_w2c_to_c2w, scene_kind, similarity_scale
@@ -331,6 +344,7 @@ def load_colmap(
     hold: int = HOLD,
     images_dir: str = "images",
     background: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    ndc: bool | None = None,
 ) -> Scene:
     """Load a COLMAP reconstruction (see the module docstring for the conventions).
 
@@ -341,6 +355,9 @@ def load_colmap(
         hold: every `hold`-th image (sorted by name) is held out for test/val.
         images_dir: the image folder, relative to root.
         background: colour RGBA images are composited onto.
+        ndc: load as a forward-facing scene with NDC rays (True), as is (False), or when the
+            cameras are forward-facing (None; only with `normalize`). True re-frames the poses
+            whatever `normalize` says.
     """
     root = Path(root)
     mdir = find_model_dir(root)
@@ -364,32 +381,44 @@ def load_colmap(
         _frame(model, im, m, img_root, mdir)
         for im, m in zip(imgs_meta, opencv_w2c_to_c2w(w2c_r, w2c_t))
     ]
-    near, far = _near_far(model, imgs_meta, w2c_r, w2c_t)
+    bounds = _image_bounds(model, imgs_meta, w2c_r, w2c_t)
+    if use_ndc(frames, bounds, False if ndc is None and not normalize else ndc, mdir):
+        frames, facts = ndc_frames(frames, bounds)
+    else:
+        frames, facts = _normalized(frames, model.points, bounds, normalize)
+    facts["format"] = "colmap"
+    return scene_from_frames(
+        frames, hold, root=root, source=mdir, downscale=downscale, background=background, **facts
+    )
 
+
+def _normalized(
+    frames: list[Frame], points: np.ndarray, bounds: np.ndarray, normalize: bool
+) -> tuple[list[Frame], dict]:
+    """Frames normalised (`normalize_frames`) and their SceneMeta facts (the module docstring).
+
+    Args:
+        points: [P, 3] the sparse points; bounds: [N, 2] per-image content depths.
+    """
+    near, far = 0.8 * float(bounds[:, 0].min()), 1.2 * float(bounds[:, 1].max())
+    if near >= far:
+        far = near * 10.0
     frames, t = normalize_frames(frames, normalize)
     c2w = np.stack([f.c2w for f in frames])
     s = similarity_scale(t)
     near, far = near * s, far * s
-    pts = model.points @ t[:3, :3].T + t[:3, 3]
+    pts = points @ t[:3, :3].T + t[:3, 3]
     box = np.stack([np.percentile(pts, 1, 0), np.percentile(pts, 99, 0)])
     box = np.stack(
         [np.minimum(box[0], c2w[:, :3, 3].min(0)), np.maximum(box[1], c2w[:, :3, 3].max(0))]
     )
     pad = 0.05 * (box[1] - box[0]).max()
     box = box + np.array([[-pad], [pad]])
-
-    return scene_from_frames(
-        frames,
-        hold,
-        root=root,
-        source=mdir,
-        downscale=downscale,
-        background=background,
+    return frames, dict(
         near=near,
         far=far,
         kind=scene_kind(c2w),
         aabb=box.tolist(),
-        format="colmap",
         bounds=[near, far],
         data_transform=t.tolist() if normalize else [],
     )
@@ -423,10 +452,11 @@ def _frame(
     )
 
 
-def _near_far(
+def _image_bounds(
     model: ColmapModel, imgs: list[ColmapImage], w2c_r: np.ndarray, w2c_t: np.ndarray
-) -> tuple[float, float]:
-    """near, far from the depths of the points each image observes (the module docstring).
+) -> np.ndarray:
+    """Per-image content depths [N, 2] from the points each image observes (all points for an
+    image that observes none), by `content_bounds`.
 
     Args:
         imgs: N images; w2c_r: [N, 3, 3], w2c_t: [N, 3] their world-to-camera poses.
@@ -434,16 +464,12 @@ def _near_far(
     if len(model.points) == 0:
         raise DataError(f"{model.path}: the model has no 3D points; cannot choose near/far")
     index = {int(pid): k for k, pid in enumerate(model.point_ids)}
-    lo, hi = [], []
+    depths = []
     for k, im in enumerate(imgs):
         seen = [index[int(i)] for i in im.point3d_ids if i >= 0 and int(i) in index]
         pts = model.points[seen] if seen else model.points
-        z = pts @ w2c_r[k].T + w2c_t[k]
-        z = z[:, 2][z[:, 2] > 0]
-        if len(z):
-            lo.append(np.percentile(z, 1))
-            hi.append(np.percentile(z, 99))
-    if not lo:
+        depths.append((pts @ w2c_r[k].T + w2c_t[k])[:, 2])
+    bounds = content_bounds(depths)
+    if bounds is None:
         raise DataError(f"{model.path}: no 3D point lies in front of any camera; re-run mapping")
-    near, far = 0.8 * float(min(lo)), 1.2 * float(max(hi))
-    return (near, near * 10.0) if near >= far else (near, far)
+    return bounds

@@ -17,6 +17,10 @@ same way for every format:
   normalise) work on valid ones.
 
 LLFF picks a whole image folder first (`image_folder`: images_K, or images_F with F dividing K).
+
+Forward-facing scenes (LLFF, and COLMAP / transforms.json captures `use_ndc` picks) share one
+preparation for NDC rays: `ndc_frames` (LLFF's re-framing, `nerfkit.poses.forward_facing_frame`)
+and `ndc_facts`, with per-view content depths from sparse points by `content_bounds`.
 """
 
 from __future__ import annotations
@@ -30,11 +34,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from nerfkit.cameras import Cameras
+from nerfkit.cameras import Cameras, ndc_ray_box
 from nerfkit.data.io import downscale_image, read_image, rgb_tensor
 from nerfkit.data.scene import Scene, Split
 from nerfkit.errors import DataError
-from nerfkit.poses import normalize_poses
+from nerfkit.poses import forward_facing_frame, is_forward_facing, normalize_poses
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".exr", ".webp", ".bmp", ".tif", ".tiff")
 HOLD = 8  # every HOLD-th frame (0, 8, 16, ...) is held out for test (and val), as in NeRF's LLFF
@@ -122,6 +126,89 @@ def normalize_frames(frames: list[Frame], enabled: bool = True) -> tuple[list[Fr
         return frames, np.eye(4)
     c2w, t = normalize_poses(np.stack([f.c2w for f in frames]))
     return [replace(f, c2w=m) for f, m in zip(frames, c2w)], t
+
+
+def content_bounds(depths: list[np.ndarray]) -> np.ndarray | None:
+    """Per-view near and far depths of the content: the 1st and 99th percentiles of the depths
+    of the points each view sees (only those in front, depth > 0, count).
+
+    Args:
+        depths: N arrays [K_i], the depths along each view's axis of the points it sees.
+    Returns:
+        [N, 2]; a view that sees no point gets the smallest near and largest far of the others.
+        None when no view sees a point.
+    """
+    rows = []
+    for z in depths:
+        z = z[z > 0]
+        rows.append([np.percentile(z, 1), np.percentile(z, 99)] if len(z) else [np.nan, np.nan])
+    b = np.array(rows, dtype=np.float64).reshape(-1, 2)
+    seen = ~np.isnan(b[:, 0])
+    if not seen.any():
+        return None
+    b[~seen] = [b[seen, 0].min(), b[seen, 1].max()]
+    return b
+
+
+def ndc_facts(bounds: np.ndarray, t: np.ndarray) -> dict:
+    """The SceneMeta facts of a forward-facing scene re-framed by
+    `nerfkit.poses.forward_facing_frame`: NDC rays over [0, 1], the scaled scene-space content
+    bounds (bounds [N, 2]) for spiral paths, and the similarity T [4, 4]. The box is left to
+    `scene_from_frames`: the NDC box of the training rays (`cameras.ndc_ray_box`), wider than
+    [-1, 1]^3 where cameras moved or turned from the reference pose."""
+    return dict(
+        near=0.0,
+        far=1.0,
+        ndc=True,
+        kind="forward",
+        bounds=[float(bounds.min()), float(bounds.max())],
+        data_transform=t.tolist(),
+    )
+
+
+def ndc_frames(frames: list[Frame], bounds: np.ndarray) -> tuple[list[Frame], dict]:
+    """Frames re-framed for NDC rays as LLFF scenes are (`forward_facing_frame`: nearest content
+    at depth 1 / 0.75, recentred on the average pose) and their SceneMeta facts (`ndc_facts`).
+
+    Args:
+        frames: N frames, poses as the format gives them. bounds: [N, 2] their content depths.
+    """
+    c2w, bds, t = forward_facing_frame(np.stack([f.c2w for f in frames]), bounds)
+    return [replace(f, c2w=m) for f, m in zip(frames, c2w)], ndc_facts(bds, t)
+
+
+def use_ndc(frames: list[Frame], bounds: np.ndarray | None, ndc: bool | None, source: Path) -> bool:
+    """Whether to load a scene as forward-facing with NDC rays.
+
+    ndc True / False: as asked (True needs content bounds and one camera for all frames, else a
+    DataError). None: when `nerfkit.poses.is_forward_facing` says so; a capture that looks
+    forward-facing but lacks bounds or has several cameras loads without NDC, with a warning.
+
+    Args:
+        frames: the frames (poses as the format gives them). bounds: [N, 2] or None (unknown).
+        source: the metadata file, naming the dataset in messages.
+    """
+    if ndc is False:
+        return False
+    c2w = np.stack([f.c2w for f in frames])
+    if ndc is None and not is_forward_facing(c2w, None if bounds is None else bounds[:, 0]):
+        return False
+    cams = {(f.fx, f.fy, f.fov_x, f.fov_y, f.w, f.h) for f in frames}
+    problem = ""
+    if bounds is None:
+        problem = "the depths of its content are unknown (give near/far or a sparse point cloud)"
+    elif len(cams) > 1:
+        problem = "its frames have several cameras (NDC takes one focal length and image size)"
+    if not problem:
+        return True
+    if ndc:
+        raise DataError(f"{source}: cannot use NDC rays: {problem}; load it without NDC")
+    warnings.warn(
+        f"{source}: the cameras face one way (forward-facing) but {problem}; "
+        "loading without NDC rays",
+        stacklevel=3,
+    )
+    return False
 
 
 def resolve_image(root: Path, file_path: str) -> Path:
@@ -388,4 +475,7 @@ def scene_from_frames(
         if tuple(ix) not in built:
             built[tuple(ix)] = _split(name, ix, frames, loaded, model, extra, source)
         out[name] = built[tuple(ix)]
-    return Scene.from_splits(out, background=bg.tolist(), data_path=str(root), **facts)
+    scene = Scene.from_splits(out, background=bg.tolist(), data_path=str(root), **facts)
+    if scene.meta.ndc and "aabb" not in facts:  # the box that holds every training ray
+        scene.meta.aabb = ndc_ray_box(scene.split("train").cameras)
+    return scene

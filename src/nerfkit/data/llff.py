@@ -13,6 +13,9 @@ Processing follows the reference `load_llff_data(recenter=True, bd_factor=0.75)`
    direction along -z, mean up), so the scene lies roughly along -z of the origin;
 4. every 8th image (0, 8, 16, ...) is the test split (and the val split, as in the reference).
 
+Steps 2 and 3 are `nerfkit.poses.forward_facing_frame`, which forward-facing COLMAP and
+transforms.json captures share; the similarity they apply is SceneMeta.data_transform.
+
 Rays are mapped to NDC (near plane at depth 1, bounds 0..1 along the NDC ray), so SceneMeta has
 ndc=True, near=0, far=1 and an NDC aabb of [-1, 1]^3; the rescaled scene-space bounds are kept in
 SceneMeta.bounds for spiral render paths (see `nerfkit.paths.spiral_path`).
@@ -31,12 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
-from nerfkit.data.core import HOLD, Frame, image_folder, list_images, scene_from_frames
+from nerfkit.data.core import HOLD, Frame, image_folder, list_images, ndc_facts, scene_from_frames
 from nerfkit.data.scene import Scene
 from nerfkit.errors import DataError
-from nerfkit.poses import recenter_poses
-
-BD_FACTOR = 0.75
+from nerfkit.poses import forward_facing_frame
 
 
 def is_llff(root: Path) -> bool:
@@ -102,10 +103,7 @@ def load_llff(
 
     # [down, right, back] -> [right, up, back]
     c2w = np.concatenate([poses[:, :, 1:2], -poses[:, :, 0:1], poses[:, :, 2:4]], axis=2)
-    sc = 1.0 / (bds.min() * BD_FACTOR)
-    c2w[:, :, 3] *= sc
-    bds = bds * sc
-    c2w = recenter_poses(c2w)
+    c2w, bds, t = forward_facing_frame(c2w, bds)  # steps 2 and 3
     for i in range(c2w.shape[0]):
         if np.linalg.det(c2w[i, :3, :3]) < 0:
             raise DataError(f"{npy}: row {i} rotation is a reflection (det -1); re-create the file")
@@ -125,7 +123,11 @@ def load_llff(
         )
         for i, p in enumerate(files)
     ]
-    near, far = (0.0, 1.0) if ndc else (float(bds.min() * 0.9), float(bds.max()))
+    facts = ndc_facts(bds, t)
+    if not ndc:
+        facts.update(
+            near=float(bds.min() * 0.9), far=float(bds.max()), ndc=False, aabb=_scene_aabb(c2w, bds)
+        )
     return scene_from_frames(
         frames,
         hold,
@@ -133,13 +135,8 @@ def load_llff(
         source=npy,
         downscale=extra,
         background=background,
-        near=near,
-        far=far,
-        ndc=ndc,
-        kind="forward",
-        aabb=[[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]] if ndc else _scene_aabb(c2w, bds),
         format="llff",
-        bounds=[float(bds.min()), float(bds.max())],
+        **facts,
     )
 
 

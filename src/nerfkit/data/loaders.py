@@ -22,6 +22,7 @@ FORMATS: dict[str, tuple[Callable[[Path], bool], Callable[..., Scene], str]] = {
     "colmap": (is_colmap, load_colmap, "sparse/0/ or sparse/ with cameras.bin|txt"),
     "npz": (is_npz, load_npz, "one .npz with images, poses, focal"),
 }
+NDC_FORMATS = ("llff", "colmap", "transforms_json")  # the loaders that take `ndc`
 
 
 def detect_format(root: Path) -> str:
@@ -34,12 +35,17 @@ def detect_format(root: Path) -> str:
     )
 
 
-def load_scene(path: str | Path, format: str | None = None, downscale: int = 1) -> Scene:
+def load_scene(
+    path: str | Path, format: str | None = None, downscale: int = 1, ndc: bool | None = None
+) -> Scene:
     """Load any supported dataset folder into a Scene.
 
     Args:
         path: dataset folder. format: force a format by name (see FORMATS), else detect.
         downscale: integer factor dividing image size and focal length.
+        ndc: NDC rays for forward-facing scenes: True / False forces them on or off (formats in
+            NDC_FORMATS); None: the format's choice (LLFF: on; COLMAP, transforms.json: when
+            the cameras are forward-facing, `nerfkit.poses.is_forward_facing`).
     """
     root = Path(path)
     if not root.exists():
@@ -51,4 +57,11 @@ def load_scene(path: str | Path, format: str | None = None, downscale: int = 1) 
     name = format or detect_format(root)
     if name not in FORMATS:
         raise DataError(f"unknown --format '{name}'; known: {', '.join(FORMATS)}")
-    return FORMATS[name][1](root, downscale=downscale)
+    if ndc is None or (not ndc and name not in NDC_FORMATS):
+        return FORMATS[name][1](root, downscale=downscale)
+    if name not in NDC_FORMATS:
+        raise DataError(
+            f"{root}: NDC rays are for forward-facing formats ({', '.join(NDC_FORMATS)}), "
+            f"not {name}; load it without them"
+        )
+    return FORMATS[name][1](root, downscale=downscale, ndc=ndc)

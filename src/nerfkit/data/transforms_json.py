@@ -27,6 +27,15 @@ normalisation (nerfstudio's scene box), else the cube centred on the cameras tha
 near/far: the file's `near`/`far` if present (scaled with the poses); else near = 0.05 x the
 camera spread (0.05 after normalisation) and far = the distance from the cameras to the farthest
 corner of the box.
+
+Forward-facing captures (`nerfkit.poses.is_forward_facing`; `ndc=True`/`False` forces it) load
+as LLFF scenes do when the depths of their content are known: from the file's `near` and `far`,
+else from the point cloud `ply_file_path` names (nerfstudio and `nerfkit process` write one; its
+points inside each frame's image give that frame's 1st..99th percentile depths). Then: NDC rays
+(near 0, far 1, kind "forward"), poses scaled so the nearest content is at depth 1 / 0.75 and
+recentred on their average pose instead of normalised (`nerfkit.data.core.ndc_frames`), the
+scaled depths in SceneMeta.bounds and the similarity in SceneMeta.data_transform. Without depths
+a warning says so and the capture loads as above.
 """
 
 from __future__ import annotations
@@ -38,15 +47,24 @@ import numpy as np
 from nerfkit.data.core import (
     HOLD,
     Frame,
+    content_bounds,
     hold_out,
+    ndc_frames,
     normalize_frames,
     resolve_image,
     scene_from_frames,
+    use_ndc,
 )
 from nerfkit.data.io import read_json
 from nerfkit.data.scene import Scene
 from nerfkit.errors import DataError
-from nerfkit.poses import far_from_box, scene_kind, similarity_scale, transform_box
+from nerfkit.poses import (
+    far_from_box,
+    is_forward_facing,
+    scene_kind,
+    similarity_scale,
+    transform_box,
+)
 
 MODELS = {
     "PINHOLE": "pinhole",
@@ -145,6 +163,7 @@ def load_transforms_json(
     normalize: bool = True,
     hold: int = HOLD,
     background: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    ndc: bool | None = None,
 ) -> Scene:
     """Load a nerfstudio / instant-ngp transforms.json scene (see the module docstring).
 
@@ -154,6 +173,9 @@ def load_transforms_json(
         normalize: centre, orient (mean up -> +z) and scale the poses into [-1, 1]^3.
         hold: without split lists, every `hold`-th frame is held out for test/val.
         background: colour RGBA images are composited onto.
+        ndc: load as a forward-facing scene with NDC rays (True; needs content depths), as is
+            (False), or when the cameras are forward-facing (None; only with `normalize`). True
+            re-frames the poses whatever `normalize` says.
     """
     root = Path(root)
     jpath = root / "transforms.json"
@@ -162,7 +184,32 @@ def load_transforms_json(
         raise DataError(f"{jpath}: expected a JSON object with a 'frames' list")
     frames, paths = read_frames(root, meta, jpath)
     split_idx = _splits(meta, paths, jpath, hold)
+    if ndc is None and not normalize:
+        ndc = False
+    bounds = None
+    if ndc or (ndc is None and is_forward_facing(np.stack([f.c2w for f in frames]))):
+        bounds = _content_depths(root, meta, jpath, frames)
+    if use_ndc(frames, bounds, ndc, jpath):
+        frames, facts = ndc_frames(frames, bounds)
+    else:
+        frames, facts = _normalized(meta, jpath, frames, normalize)
+    facts["format"] = "transforms_json"
+    return scene_from_frames(
+        frames,
+        split_idx,
+        root=root,
+        source=jpath,
+        downscale=downscale,
+        background=background,
+        **facts,
+    )
 
+
+def _normalized(
+    meta: dict, jpath: Path, frames: list[Frame], normalize: bool
+) -> tuple[list[Frame], dict]:
+    """Frames normalised (`normalize_frames`) and their SceneMeta facts: box and near/far
+    (the module docstring)."""
     frames, t = normalize_frames(frames, normalize)
     c2w = np.stack([f.c2w for f in frames])
     s = similarity_scale(t)
@@ -191,21 +238,101 @@ def load_transforms_json(
         far = max(far_from_box(c2w, box), 10.0 * near)
     if not 0 <= near < far:
         raise DataError(f"{jpath}: near {near} must be below far {far}")
-
-    return scene_from_frames(
-        frames,
-        split_idx,
-        root=root,
-        source=jpath,
-        downscale=downscale,
-        background=background,
+    return frames, dict(
         near=float(near),
         far=float(far),
         kind=scene_kind(c2w),
         aabb=box.tolist(),
-        format="transforms_json",
         data_transform=t.tolist() if normalize else [],
     )
+
+
+def _content_depths(root: Path, meta: dict, jpath: Path, frames: list[Frame]) -> np.ndarray | None:
+    """Per-frame near/far content depths [N, 2] in the file's units: the file's `near` and `far`,
+    else from the point cloud `ply_file_path` names; None when neither is given."""
+    if "near" in meta and "far" in meta:
+        near, far = _num(meta["near"], str(jpath), "near"), _num(meta["far"], str(jpath), "far")
+        return np.tile([near, far], (len(frames), 1)) if 0 < near < far else None
+    if "ply_file_path" not in meta:
+        return None
+    pts = read_ply_points(root / str(meta["ply_file_path"]))
+    return content_bounds([_depths_in_view(f, pts) for f in frames])
+
+
+def _depths_in_view(frame: Frame, pts: np.ndarray) -> np.ndarray:
+    """Depths [K] along the frame's view axis of the points [P, 3] in front of it that project
+    into its image (pinhole, distortion ignored; all points in front when its size is not given
+    in the file)."""
+    cam = (pts - frame.c2w[:3, 3]) @ frame.c2w[:3, :3]  # OpenGL camera frame: looks along -z
+    cam = cam[cam[:, 2] < 0]
+    z = -cam[:, 2]
+    if frame.w is None or frame.h is None:
+        return z
+    fx = frame.fx if frame.fx is not None else 0.5 * frame.w / np.tan(0.5 * (frame.fov_x or 1.0))
+    fy = frame.fy if frame.fy is not None else fx
+    cx = frame.w / 2 if frame.cx is None else frame.cx
+    cy = frame.h / 2 if frame.cy is None else frame.cy
+    u, v = cx + fx * cam[:, 0] / z, cy - fy * cam[:, 1] / z
+    return z[(u >= 0) & (u <= frame.w) & (v >= 0) & (v <= frame.h)]
+
+
+PLY_TYPES = {
+    **dict.fromkeys(("char", "int8"), "i1"),
+    **dict.fromkeys(("uchar", "uint8"), "u1"),
+    **dict.fromkeys(("short", "int16"), "i2"),
+    **dict.fromkeys(("ushort", "uint16"), "u2"),
+    **dict.fromkeys(("int", "int32"), "i4"),
+    **dict.fromkeys(("uint", "uint32"), "u4"),
+    **dict.fromkeys(("float", "float32"), "f4"),
+    **dict.fromkeys(("double", "float64"), "f8"),
+}
+PLY_ENDIAN = {"ascii": "", "binary_little_endian": "<", "binary_big_endian": ">"}
+
+
+def read_ply_points(path: Path) -> np.ndarray:
+    """The vertex positions [P, 3] (float64) of a PLY point cloud: ascii or binary, the vertex
+    element first, with scalar properties including x, y, z (as nerfstudio, COLMAP and
+    `nerfkit process` write them)."""
+    fix = "re-export the point cloud or remove ply_file_path from transforms.json"
+    try:
+        buf = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read the point cloud ({e.strerror}); {fix}") from None
+    end = buf.find(b"end_header")
+    if not buf.startswith(b"ply") or end < 0:
+        raise DataError(f"{path}: not a PLY file (no ply ... end_header header); {fix}")
+    fmt, count, props = "", -1, []
+    for line in buf[:end].decode("ascii", "replace").splitlines()[1:]:
+        w = line.split()
+        if w[:1] == ["format"] and len(w) > 1:
+            fmt = w[1]
+        elif w[:1] == ["element"]:
+            if count >= 0:
+                break  # only the first element is read
+            if len(w) != 3 or w[1] != "vertex" or not w[2].isdigit():
+                raise DataError(f"{path}: the first element is not 'vertex N'; {fix}")
+            count = int(w[2])
+        elif w[:1] == ["property"] and count >= 0:
+            if len(w) != 3 or w[1] not in PLY_TYPES:
+                raise DataError(f"{path}: vertex property '{line.strip()}' not supported; {fix}")
+            props.append((w[2], PLY_TYPES[w[1]]))
+    names = [n for n, _ in props]
+    if fmt not in PLY_ENDIAN or count < 0 or not {"x", "y", "z"} <= set(names):
+        raise DataError(f"{path}: expected a PLY format line and vertices with x, y, z; {fix}")
+    body = buf[buf.index(b"\n", end) + 1 :]
+    try:
+        if fmt == "ascii":
+            rows = np.loadtxt(body.decode("ascii").splitlines()[:count], ndmin=2)
+            pts = rows[:, [names.index(k) for k in "xyz"]]
+        else:
+            dt = np.dtype([(n, PLY_ENDIAN[fmt] + t) for n, t in props])
+            v = np.frombuffer(body, dtype=dt, count=count)
+            pts = np.stack([v[k] for k in "xyz"], 1)
+    except (ValueError, IndexError, UnicodeDecodeError):
+        raise DataError(f"{path}: truncated or malformed vertex data; {fix}") from None
+    if pts.shape[0] != count or not np.all(np.isfinite(pts)):
+        raise DataError(f"{path}: truncated or non-finite vertex data; {fix}")
+    return pts.astype(np.float64)
 
 
 def _is_vec3(v: object) -> bool:
