@@ -107,10 +107,10 @@ class VMGridMethod(GridMethod):
                 order = [a, b, w]
                 dens = dens + t.permute(*[order.index(k) for k in range(3)])
             sigma = self.sigma_from_raw(dens)
-            return 1.0 - torch.exp(-sigma * self.config.step_ratio * self.voxel_size)
+            return 1.0 - torch.exp(-sigma * self.config.step_ratio * self.step_unit)
 
-    def tv_density(self, count: int) -> Tensor:
-        raise NotImplementedError("tv_weight must be 0 for the VM prototype")
+    def total_variation(self, count: int) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError("tv weights must be 0 for the VM prototype")
 
     @torch.no_grad()
     def resample(self, lo: Tensor, hi: Tensor, shape: tuple[int, int, int]) -> None:

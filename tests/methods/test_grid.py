@@ -234,3 +234,72 @@ def test_ndc_grids_resolve_the_image_plane_more_finely_than_depth():
     assert (x, y) == (65, 65) and z == 33  # vertices = voxels + 1, x : y : z = 2 : 2 : 1
     iso = GridMethod(GridConfig(num_voxels_final=32**3, upsample_steps=()), _meta()).grid_shape
     assert max(iso) - min(iso) <= 1
+
+
+def _ndc_method(**kw) -> GridMethod:
+    meta = SceneMeta(
+        near=0.0,
+        far=1.0,
+        background=[0.0, 0.0, 0.0],
+        ndc=True,
+        aabb=[[-1.5] * 2 + [-1.0], [1.5] * 2 + [1.0]],
+    )
+    cfg = GridConfig(
+        num_voxels_final_ndc=48 * 48 * 24, upsample_steps=(), fit_box_step=-1, mlp_start=0, **kw
+    )
+    torch.manual_seed(0)
+    return GridMethod(cfg, meta)
+
+
+def _ndc_rays(n: int = 64) -> Rays:
+    """NDC rays from the near plane (z = -1, t = 0) to infinity (z = +1, t = 1), tilted."""
+    g = torch.Generator().manual_seed(1)
+    o = torch.cat([(torch.rand(n, 2, generator=g) - 0.5), -torch.ones(n, 1)], -1)
+    d = torch.cat([(torch.rand(n, 2, generator=g) - 0.5) * 0.6, 2.0 * torch.ones(n, 1)], -1)
+    return Rays(o, d, torch.zeros(n), torch.ones(n), viewdirs=d / d.norm(dim=-1, keepdim=True))
+
+
+def test_ndc_start_makes_every_depth_equally_likely():
+    # T(u) = 1 - u over the box depth u: each ray's expected stopping depth is uniform, so its
+    # weight is spread evenly over NDC depth (the DVGO forward-facing start)
+    m = _ndc_method(kernel="torch")
+    m.train()
+    s = m.sample_rays(_ndc_rays(), perturb=False)
+    sigma = m.sigma_from_raw(m.density_at(s["coords"]))
+    from nerfkit.render.volume import render_weights_packed
+
+    _, trans, _ = render_weights_packed(sigma, s["deltas"], s["ray_indices"])
+    u = (s["t"] * 2.0 - 1.0 + 1.0) / 2.0  # NDC z = -1 + 2t -> depth fraction in the box
+    torch.testing.assert_close(trans, (1.0 - u).clamp(min=0), atol=0.03, rtol=0)
+    # samples are spaced by NDC depth planes: step_ratio layers of the grid per sample
+    z_step = 2.0 * (s["t_steps"])
+    layer = 2.0 / (m.grid_shape[2] - 1)
+    torch.testing.assert_close(z_step, torch.full_like(z_step, m.config.step_ratio * layer))
+
+
+def test_ndc_start_can_be_switched_off():
+    m = _ndc_method(ndc_uniform_init=False, ndc_plane_steps=False)
+    assert float(m.density.detach().abs().max()) == 0.0  # the plain nearly-empty start
+
+
+@needs_kernel
+def test_training_stops_marching_where_rays_are_opaque():
+    full = _small_method(train_stop_transmittance=0.0)
+    early = _small_method(train_stop_transmittance=1e-3)
+    for m in (full, early):
+        _ball_density(m)
+        with torch.no_grad():  # a solid ball: rays become opaque inside it
+            m.density.add_(torch.where(m.density > -50, 10.0, 0.0))
+        m.update_occupancy(m.config.occ_threshold)
+        m.train()
+    torch.manual_seed(5)
+    a = full(_camera_rays())
+    torch.manual_seed(5)  # the same jitter
+    b = early(_camera_rays())
+    assert float(b.num_samples) < 0.8 * float(a.num_samples)
+    # what is cut lies behind T < 1e-3: colours and opacity agree to that
+    torch.testing.assert_close(b.rgb, a.rgb, atol=2e-3, rtol=0)
+    torch.testing.assert_close(b.acc, a.acc, atol=2e-3, rtol=0)
+    # and the gradient still reaches the density grid
+    b.rgb.sum().backward()
+    assert early.density.grad.abs().sum() > 0

@@ -257,7 +257,7 @@ def test_fused_march_composite_matches_march_and_reference_weights():
         weight_threshold=0.0,
         stop_transmittance=0.0,
     )
-    acc, wt, ri, coords, w, evals = march_composite(p, comp)
+    acc, wt, ri, coords, w, evals, t_end = march_composite(p, comp)
     r_ref, t_ref, c_ref = march_reference(p)
     assert int(evals) == r_ref.numel()
     assert torch.equal(ri, r_ref)
@@ -274,6 +274,25 @@ def test_fused_march_composite_matches_march_and_reference_weights():
     wt_ref = torch.zeros(p.origins.shape[0]).index_add_(0, r_ref, w_ref * t_ref)
     torch.testing.assert_close(acc, acc_ref, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(wt, wt_ref, atol=1e-5, rtol=1e-5)
+    assert torch.equal(t_end, p.t_max)  # stop_transmittance 0: no ray stops early
+
+
+@needs_kernel
+def test_march_composite_t_end_is_where_transmittance_falls_below_the_stop():
+    p = _random_march(use_mask=False)
+    density = torch.randn(*p.occupancy.shape, 1, generator=torch.Generator().manual_seed(6))
+    stop = 0.05
+    comp = CompositeParams(density, 2.0, 3.0, 0.05, 0.0, stop)
+    *_, t_end = march_composite(p, comp)
+    r_ref, t_ref, c_ref = march_reference(p)
+    tau = torch.nn.functional.softplus(trilinear_reference(density, c_ref)[:, 0] + 2.0) * 3.0 * 0.05
+    for r in range(p.origins.shape[0]):  # slow loop reference
+        sel = (r_ref == r).nonzero().squeeze(-1)
+        trans = torch.exp(-torch.cumsum(tau[sel].double(), 0))
+        below = (trans < stop).nonzero()
+        want = t_ref[sel][below[0, 0]] if len(below) else p.t_max[r]
+        assert t_end[r] == want, r
+    assert (t_end < p.t_max).any() and (t_end == p.t_max).any()  # both cases occur
 
 
 def test_march_composite_needs_cpu_float32():

@@ -11,6 +11,7 @@ import torch
 from nerfkit.render.volume import (
     INFINITE_DELTA,
     composite,
+    distortion_loss_packed,
     render_along_rays,
     render_packed,
     render_weights,
@@ -266,3 +267,42 @@ def test_packed_transmittance_exact_after_many_opaque_rays():
     wd, trd, _ = render_weights(sigma[-1:], deltas[-1:])
     torch.testing.assert_close(tr[-4:], trd[0])
     torch.testing.assert_close(w[-4:], wd[0])
+
+
+def test_distortion_loss_packed_matches_the_double_sum_loop():
+    g = torch.Generator().manual_seed(3)
+    counts = [5, 0, 1, 9, 3]  # a ray without samples and a ray with one
+    ray_idx = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
+    p = len(ray_idx)
+    w = torch.rand(p, generator=g, dtype=torch.float64) * 0.3
+    deltas = torch.rand(p, generator=g, dtype=torch.float64) * 0.1
+    s = torch.empty(p, dtype=torch.float64)
+    for r in range(len(counts)):  # sorted positions along each ray
+        sel = ray_idx == r
+        s[sel] = torch.sort(torch.rand(int(sel.sum()), generator=g, dtype=torch.float64))[0]
+    got = distortion_loss_packed(w, s, deltas, ray_idx, len(counts))
+    for r in range(len(counts)):
+        sel = (ray_idx == r).nonzero().squeeze(-1)
+        want = 0.0
+        for i in sel:
+            for j in sel:
+                want += float(w[i] * w[j] * (s[i] - s[j]).abs())
+            want += float(w[i] ** 2 * deltas[i]) / 3.0
+        assert float(got[r]) == pytest.approx(want, rel=1e-12, abs=1e-15)
+
+
+def test_distortion_loss_is_smaller_for_one_compact_surface():
+    ray_idx = torch.zeros(10, dtype=torch.long)
+    s = (torch.arange(10, dtype=torch.float64) + 0.5) / 10
+    deltas = torch.full((10,), 0.1, dtype=torch.float64)
+    spread = torch.full((10,), 0.1, dtype=torch.float64)
+    compact = torch.zeros(10, dtype=torch.float64)
+    compact[4] = 1.0
+    l_spread = distortion_loss_packed(spread, s, deltas, ray_idx, 1)
+    l_compact = distortion_loss_packed(compact, s, deltas, ray_idx, 1)
+    assert float(l_compact) == pytest.approx(0.1 / 3.0)  # only the self term of one interval
+    assert float(l_compact) < float(l_spread)
+    # the gradient flows to the weights
+    w = spread.clone().requires_grad_(True)
+    distortion_loss_packed(w, s, deltas, ray_idx, 1).sum().backward()
+    assert torch.isfinite(w.grad).all() and w.grad.abs().sum() > 0

@@ -39,6 +39,7 @@ pure-PyTorch reference path (`trilinear_reference`) is used on CUDA, when no com
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -62,7 +63,11 @@ from nerfkit.render.grid import (
     resample_grid,
     trilinear,
 )
-from nerfkit.render.volume import accumulate_packed, render_weights_packed
+from nerfkit.render.volume import (
+    accumulate_packed,
+    distortion_loss_packed,
+    render_weights_packed,
+)
 
 
 @dataclass
@@ -119,7 +124,23 @@ class GridConfig:
     """Background entropy loss on the opacity (pushes acc to 0 or 1); 0 = off."""
     tv_weight: float = 0.0
     """Total variation of the density grid (random subset of voxels per step); 0 = off."""
+    tv_feature_weight: float = 0.0
+    """Total variation of the feature grid (same random voxels); 0 = off."""
     tv_voxels: int = 65536
+    distortion_weight: float = 0.0
+    """mip-NeRF 360's distortion loss on each ray's weights (t normalised to [0, 1] over the
+    ray's [near, far]); it pulls each ray's weight into one compact surface; 0 = off."""
+    train_stop_transmittance: float | None = None
+    """Training marches each ray only up to where its transmittance falls below this (found by a
+    cheap density-only pass first); what lies behind gets (almost) no gradient anyway; 0 = off.
+    None: 1e-3 for NDC scenes, off for the others (not yet measured on them)."""
+    ndc_plane_steps: bool = True
+    """NDC scenes: samples at equal steps of NDC depth (`step_ratio` depth planes of the grid,
+    as DVGO's forward-facing model), and density per unit of NDC depth, instead of equal
+    steps of NDC length."""
+    ndc_uniform_init: bool = True
+    """NDC scenes: start with a density under which each ray is equally likely to stop at every
+    depth (DVGO's forward-facing start), instead of nearly empty space."""
     max_samples_per_ray: int = 2048
     """Safety cap on samples per ray."""
     kernel: Literal["auto", "torch"] = "auto"
@@ -141,10 +162,12 @@ class GridOutput(RenderOutput):
     """`RenderOutput` plus what only this method reads: the samples that got a colour.
 
     num_colour_samples: scalar, how many there were; while training (for the per-sample colour
-    loss) w_sel [Q] their weights, idx_sel [Q] their rays, rgb_sel [Q, 3] their colours.
+    loss) w_sel [Q] their weights, idx_sel [Q] their rays, rgb_sel [Q, 3] their colours, and
+    (with a distortion weight) distortion [R], each ray's distortion loss.
     """
 
     num_colour_samples: Tensor | None = None
+    distortion: Tensor | None = None
     w_sel: Tensor | None = None
     idx_sel: Tensor | None = None
     rgb_sel: Tensor | None = None
@@ -167,14 +190,20 @@ class GridMethod(Method):
         extent = box[1] - box[0]
         self.num_voxels_final = c.num_voxels_final_ndc if meta.ndc else c.num_voxels_final
         self.axis_density = tuple(c.ndc_axis_density) if meta.ndc else (1.0, 1.0, 1.0)
-        final_voxel = (float(extent.prod()) / self.num_voxels_final) ** (1.0 / 3.0)
-        # density in world units: softplus(d + shift) / final_voxel; shift gives alpha_init per
-        # sample at the final step length (step_ratio voxels).
-        self.sigma_scale = 1.0 / final_voxel
+        self.plane_steps = bool(meta.ndc and c.ndc_plane_steps)
+        stop = c.train_stop_transmittance
+        self.train_stop = (1e-3 if meta.ndc else 0.0) if stop is None else stop
+        final_shape = self._shape_for(extent, self.num_voxels_final)
+        final_unit = self._step_unit(extent, final_shape)
+        # density per unit length (NDC depth with plane steps): softplus(d + shift) / final_unit;
+        # shift gives alpha_init per sample at the final step length (step_ratio units).
+        self.sigma_scale = 1.0 / final_unit
         sp = -math.log(1.0 - c.alpha_init) / c.step_ratio
         self.shift = math.log(math.expm1(sp))
         shape = self._shape_for(extent, self.target_num_voxels(0))
         self.density = nn.Parameter(torch.zeros(*shape, 1))
+        if meta.ndc and c.ndc_uniform_init:
+            self.density.data.copy_(self._uniform_depth_density(shape))
         self.features = nn.Parameter(torch.zeros(*shape, c.feature_dim))
         self.register_buffer("occupancy", torch.ones(shape, dtype=torch.bool))
         self.register_buffer("box_fitted", torch.tensor(False))
@@ -208,6 +237,32 @@ class GridMethod(Method):
         size = torch.tensor(self.grid_shape, dtype=torch.float32) - 1
         return float(((self.hi - self.lo).cpu() / size).prod() ** (1.0 / 3.0))
 
+    def _step_unit(self, extent: Tensor, shape: tuple[int, int, int]) -> float:
+        """The length samples are spaced in (`step_ratio` of it) and density is measured per:
+        the depth of one voxel layer with NDC plane steps, else the mean voxel edge."""
+        size = torch.tensor(shape, dtype=torch.float32) - 1
+        if self.plane_steps:
+            return float(extent[2]) / float(size[2])
+        return float((extent.cpu() / size).prod() ** (1.0 / 3.0))
+
+    @property
+    def step_unit(self) -> float:
+        """`_step_unit` of the current grid."""
+        return self._step_unit((self.hi - self.lo).cpu(), self.grid_shape)
+
+    def _uniform_depth_density(self, shape: tuple[int, int, int]) -> Tensor:
+        """Raw density [X, Y, Z, 1] under which a ray entering at the front (z = lo) is equally
+        likely to stop at every depth: T(u) = 1 - u over the box depth u in [0, 1], i.e.
+        sigma = 1 / ((1 - u) depth) per unit of z, capped at the last layer."""
+        z = shape[2]
+        u = torch.linspace(0.0, 1.0, z)
+        depth = float(self.hi[2] - self.lo[2])
+        sigma = 1.0 / ((1.0 - u).clamp(min=1.0 / max(z - 1, 1)) * depth)
+        # raw = softplus^-1(sigma / sigma_scale) - shift
+        y = (sigma / self.sigma_scale).double()
+        raw = (y + torch.log(-torch.expm1(-y))).float() - self.shift
+        return raw.view(1, 1, z, 1).expand(shape[0], shape[1], z, 1).clone()
+
     def to_grid(self, pts: Tensor) -> Tensor:
         """World points [P, 3] -> continuous vertex coordinates [P, 3]."""
         size = torch.tensor(self.grid_shape, dtype=pts.dtype, device=pts.device) - 1
@@ -230,13 +285,15 @@ class GridMethod(Method):
         steps of `step_ratio` voxels, jittered or centred), and the step length in world units."""
         o, d = rays.origins, rays.directions
         t_min, t_max = ray_aabb(o, d, self.lo, self.hi)
-        step_world = self.config.step_ratio * self.voxel_size
+        step_world = self.config.step_ratio * self.step_unit
+        # [R] step in units of t: step_world of length, or of NDC depth with plane steps
+        speed = d[:, 2].abs().clamp(min=1e-6) if self.plane_steps else d.norm(dim=-1)
         params = MarchParams(
             origins=o,
             directions=d,
             t_min=torch.maximum(t_min, rays.near),
             t_max=torch.minimum(t_max, rays.far),
-            step=step_world / d.norm(dim=-1),  # [R] step in units of t
+            step=step_world / speed,
             jitter=torch.rand_like(t_min) if perturb else torch.full_like(t_min, 0.5),
             occupancy=self.occupancy,
             use_mask=self.use_mask,
@@ -251,12 +308,48 @@ class GridMethod(Method):
 
         Returns:
             dict with ray_indices [P] (non-decreasing), t [P], coords [P, 3] (vertex units),
-            deltas [P] (world lengths).
+            deltas [P] (lengths the density is integrated over: world, or NDC depth with plane
+            steps), t_steps [P] (the sample spacing in t).
         """
         params, step_world = self._march_args(rays, perturb)
+        if self.training and self.train_stop > 0:
+            params = self._stop_early(params, step_world)
         ray_idx, t, coords = march(params, self.config.kernel)
         deltas = torch.full_like(t, step_world)
-        return {"ray_indices": ray_idx, "t": t, "coords": coords, "deltas": deltas}
+        return {
+            "ray_indices": ray_idx,
+            "t": t,
+            "coords": coords,
+            "deltas": deltas,
+            "t_steps": params.step[ray_idx],
+        }
+
+    @torch.no_grad()
+    def _stop_early(self, params: MarchParams, step_world: float) -> MarchParams:
+        """`params` with each ray's t_max cut just after the sample where its transmittance
+        falls below `train_stop_transmittance` (a density-only fused pass with the current
+        grid, same samples); unchanged where the fused kernel is unavailable."""
+        res = march_composite(params, self._composite_params(step_world, 2.0, stop=None))
+        if res is None:
+            return params
+        t_end = res[-1]
+        return dataclasses.replace(
+            params, t_max=torch.minimum(params.t_max, t_end + 0.5 * params.step)
+        )
+
+    def _composite_params(
+        self, step_world: float, weight_threshold: float, stop: float | None
+    ) -> CompositeParams:
+        """How `march_composite` turns this grid's density into weights (see CompositeParams);
+        stop None: the training `train_stop_transmittance`."""
+        return CompositeParams(
+            density=self.density,
+            shift=self.shift,
+            sigma_scale=self.sigma_scale,
+            delta=step_world,
+            weight_threshold=weight_threshold,
+            stop_transmittance=self.train_stop if stop is None else stop,
+        )
 
     # -- rendering ----------------------------------------------------------------------------
     def forward(self, rays: Rays) -> RenderOutput:
@@ -288,6 +381,12 @@ class GridMethod(Method):
         )
         if self.training:
             out.w_sel, out.idx_sel, out.rgb_sel = w_sel, idx_sel, rgb_s
+            if c.distortion_weight > 0:
+                span = (rays.far - rays.near).clamp(min=1e-6)[ray_idx]
+                s_norm = (t - rays.near[ray_idx]) / span
+                out.distortion = distortion_loss_packed(
+                    weights, s_norm, s["t_steps"] / span, ray_idx, r
+                )
             if not bool(self.box_fitted):
                 self._record_surfaces(rays, depth.detach(), acc.detach())
         return out
@@ -298,18 +397,12 @@ class GridMethod(Method):
         the unfused path up to `stop_transmittance`. None where the kernel is unavailable."""
         c = self.config
         params, step_world = self._march_args(rays, perturb=False)
-        composite = CompositeParams(
-            density=self.density,
-            shift=self.shift,
-            sigma_scale=self.sigma_scale,
-            delta=step_world,
-            weight_threshold=c.weight_threshold if bool(self.mlp_on) else 0.0,
-            stop_transmittance=c.stop_transmittance,
-        )
+        thr = c.weight_threshold if bool(self.mlp_on) else 0.0
+        composite = self._composite_params(step_world, thr, stop=c.stop_transmittance)
         res = march_composite(params, composite)
         if res is None:
             return None
-        acc, wt, idx_sel, coords, w_sel, evals = res
+        acc, wt, idx_sel, coords, w_sel, evals, _ = res
         vd_ray = self._view_encoding(rays)
         rgb_s = torch.empty(coords.shape[0], 3, dtype=coords.dtype, device=coords.device)
         # colour in blocks of samples whose activations stay in cache (the MLP is thin: on the
@@ -373,25 +466,39 @@ class GridMethod(Method):
             ent = -(a * torch.log(a) + (1 - a) * torch.log(1 - a)).mean()
             losses["entropy"] = ent
             total = total + c.entropy_weight * ent
-        if c.tv_weight > 0:
-            tv = self.tv_density(c.tv_voxels)
-            losses["tv"] = tv
-            total = total + c.tv_weight * tv
+        if isinstance(out, GridOutput) and out.distortion is not None:
+            dist = out.distortion.mean()
+            losses["distortion"] = dist
+            total = total + c.distortion_weight * dist
+        if c.tv_weight > 0 or c.tv_feature_weight > 0:
+            tv_d, tv_f = self.total_variation(c.tv_voxels)
+            if c.tv_weight > 0:
+                losses["tv"] = tv_d
+                total = total + c.tv_weight * tv_d
+            if c.tv_feature_weight > 0:
+                losses["tv_features"] = tv_f
+                total = total + c.tv_feature_weight * tv_f
         losses["loss"] = total
         return losses
 
-    def tv_density(self, count: int) -> Tensor:
-        """Mean squared difference of the density grid to its +x, +y, +z neighbours at `count`
-        random vertices (an unbiased estimate of the grid's total variation)."""
+    def total_variation(self, count: int) -> tuple[Tensor, Tensor]:
+        """Mean squared difference of the density and of the feature grid to their +x, +y, +z
+        neighbours at the same `count` random vertices (unbiased estimates of the grids' total
+        variation; features averaged over channels)."""
         x, y, z = self.grid_shape
         dev = self.density.device
-        g = self.density.reshape(-1)
         i = torch.randint(0, x - 1, (count,), device=dev)
         j = torch.randint(0, y - 1, (count,), device=dev)
         k = torch.randint(0, z - 1, (count,), device=dev)
         base = (i * y + j) * z + k
-        v = g[base]
-        return ((g[base + y * z] - v) ** 2 + (g[base + z] - v) ** 2 + (g[base + 1] - v) ** 2).mean()
+
+        def tv(grid: Tensor) -> Tensor:
+            g = grid.reshape(x * y * z, -1)
+            v = g[base]
+            diff = (g[base + y * z] - v) ** 2 + (g[base + z] - v) ** 2 + (g[base + 1] - v) ** 2
+            return diff.mean()
+
+        return tv(self.density), tv(self.features)
 
     # -- training schedule --------------------------------------------------------------------
     def param_groups(self, lr: float) -> list[dict]:
@@ -490,7 +597,7 @@ class GridMethod(Method):
     def _alpha_grid(self) -> Tensor:
         """[X, Y, Z] opacity of one sample at each vertex."""
         sigma = self.sigma_from_raw(self.density[..., 0])
-        return 1.0 - torch.exp(-sigma * self.config.step_ratio * self.voxel_size)
+        return 1.0 - torch.exp(-sigma * self.config.step_ratio * self.step_unit)
 
     @torch.no_grad()
     def resample(self, lo: Tensor, hi: Tensor, shape: tuple[int, int, int]) -> None:

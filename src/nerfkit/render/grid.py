@@ -312,7 +312,7 @@ def march(params: MarchParams, kernel: str = "auto") -> tuple[Tensor, Tensor, Te
 
 def march_composite(
     params: MarchParams, composite: CompositeParams
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor] | None:
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor] | None:
     """Inference: `march`, the density lookup and compositing fused per ray (C++ kernel only).
 
     Samples as `march` gives them; weights as `composite` says (`render_weights_packed`). A ray
@@ -324,8 +324,10 @@ def march_composite(
             as params.occupancy) and how to turn it into weights.
     Returns:
         (acc [R] = sum w, wt [R] = sum w t, ray_indices [S], coords [S, 3], weights [S] for the
-        samples with w > weight_threshold, number of density evaluations (int64 scalar)); None
-        where the kernel is unavailable (not CPU float32, or not built): use the unfused path.
+        samples with w > weight_threshold, number of density evaluations (int64 scalar),
+        t_end [R] the t of the sample at which each ray stopped (its t_max where it did not));
+        None where the kernel is unavailable (not CPU float32, or not built): use the unfused
+        path.
     """
     kern = _cpu_kernel(params.origins, composite.density)
     if kern is None:

@@ -65,5 +65,5 @@ at::Tensor trilinear_backward(at::Tensor grad_out, at::Tensor coords, std::vecto
 std::vector<at::Tensor> march(const MarchInputs& in);
 
 // march.cpp: {acc [R], sum of w t [R], ray_indices int64 [S], coords [S, 3], weights [S],
-// number of density evaluations (int64 scalar)}.
+// number of density evaluations (int64 scalar), t_end [R] where each ray stopped}.
 std::vector<at::Tensor> march_composite(const MarchInputs& in, const CompositeInputs& comp);

@@ -95,7 +95,8 @@ std::vector<at::Tensor> march(const MarchInputs& in) {
 // softplus: identity above 20); alpha = 1 - exp(-sigma delta); T = exp(-sum of earlier
 // sigma delta); w = T alpha. A ray stops once T < stop_transmittance. Returns acc [R], sum of
 // w t [R], and the packed samples with w > weight_threshold: ray_indices int64 [S], coords [S, 3],
-// weights [S]; and the number of samples whose density was evaluated (int64 scalar).
+// weights [S]; the number of samples whose density was evaluated (int64 scalar); and t_end [R],
+// the t of the sample at which the ray stopped (t_max where it did not stop).
 std::vector<at::Tensor> march_composite(const MarchInputs& in, const CompositeInputs& comp) {
   const at::Tensor& density = comp.density;
   TORCH_CHECK(density.dim() == 4 && density.size(3) == 1 && density.is_contiguous() &&
@@ -111,6 +112,9 @@ std::vector<at::Tensor> march_composite(const MarchInputs& in, const CompositeIn
   auto wt_t = at::zeros({R}, in.origins.options());
   float* acc = acc_t.data_ptr<float>();
   float* wts = wt_t.data_ptr<float>();
+  auto tend_t = at::empty({R}, in.origins.options());
+  float* tend = tend_t.data_ptr<float>();
+  const float* t_max = in.t_max.data_ptr<float>();
   const int64_t block = 512;
   const int64_t nb = (R + block - 1) / block;
   std::vector<std::vector<int64_t>> b_ray(nb);
@@ -125,6 +129,7 @@ std::vector<at::Tensor> march_composite(const MarchInputs& in, const CompositeIn
         const int64_t nk = m.candidates(r);
         double tau_sum = 0.0;
         float a_sum = 0.0f, wt_sum = 0.0f;
+        tend[r] = t_max[r];
         for (int64_t k = 0; k < nk; ++k) {
           float t, c[3];
           if (!m.sample(r, k, t, c)) continue;
@@ -145,7 +150,10 @@ std::vector<at::Tensor> march_composite(const MarchInputs& in, const CompositeIn
             rays_out.push_back(r);
             vals.push_back(c[0]); vals.push_back(c[1]); vals.push_back(c[2]); vals.push_back(w);
           }
-          if (std::exp(-tau_sum) < t_stop) break;
+          if (std::exp(-tau_sum) < t_stop) {
+            tend[r] = t;
+            break;
+          }
         }
         acc[r] = a_sum;
         wts[r] = wt_sum;
@@ -175,5 +183,5 @@ std::vector<at::Tensor> march_composite(const MarchInputs& in, const CompositeIn
   });
   int64_t evals = 0;
   for (int64_t b = 0; b < nb; ++b) evals += b_evals[b];
-  return {acc_t, wt_t, ray_idx, coords, weights, at::full({}, evals, at::kLong)};
+  return {acc_t, wt_t, ray_idx, coords, weights, at::full({}, evals, at::kLong), tend_t};
 }
