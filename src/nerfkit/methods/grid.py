@@ -21,15 +21,21 @@ marches, looks up the density, composites and stops once the transmittance is be
 `stop_transmittance` (early termination), and hands the colour MLP only the samples whose weight
 exceeds `weight_threshold`, in cache-sized blocks (`render/grid.py:march_composite`).
 
-NDC (forward-facing) scenes get grids with more vertices across the image than in depth
-(`ndc_axis_density`), since NDC x and y map linearly to image pixels.
+NDC (forward-facing) scenes, after DVGO's forward-facing model: grids with more vertices across
+the image than in depth (`ndc_axis_density`), since NDC x and y map linearly to image pixels;
+samples spaced by depth layers of the grid, density per unit of NDC depth (`ndc_plane_steps`);
+and a start in which each ray is equally likely to stop at every depth (`ndc_uniform_init`)
+instead of nearly empty space. Their box (SceneMeta.aabb) holds every training ray.
+Training marches a ray only up to where its transmittance falls below
+`train_stop_transmittance`, found by a density-only fused pass (NDC scenes by default).
 
 Training: the grids start at `num_voxels_final / 2**len(upsample_steps)` voxels and double in
 count at each of `upsample_steps` (the trainer rebuilds the optimiser when `step_callback`
 returns True); at `fit_box_step` the grids are resampled onto the bounding box of what is
 occupied (most of the scene box is empty), so the final voxels are spent on the object.
-Losses: MSE, DVGO's per-sample colour loss, a background-entropy loss on the opacity, and a
-total-variation term on a random subset of voxels.
+Losses: MSE, DVGO's per-sample colour loss, a background-entropy loss on the opacity, total
+variation of the density and feature grids on a random subset of voxels, and mip-NeRF 360's
+distortion loss.
 
 The trilinear gather and its scatter-add backward run in a small C++/OpenMP kernel built at first
 use (torch.utils.cpp_extension, cached under ~/.cache/torch_extensions) for CPU tensors; the
@@ -122,14 +128,17 @@ class GridConfig:
     """Per-sample colour loss sum_i w_i |c_i - c|^2 (DVGO); 0 = off."""
     entropy_weight: float = 0.01
     """Background entropy loss on the opacity (pushes acc to 0 or 1); 0 = off."""
-    tv_weight: float = 0.0
-    """Total variation of the density grid (random subset of voxels per step); 0 = off."""
-    tv_feature_weight: float = 0.0
-    """Total variation of the feature grid (same random voxels); 0 = off."""
+    tv_weight: float | None = None
+    """Total variation of the density grid (random subset of voxels per step); 0 = off.
+    None: 1e-4 for NDC scenes, off for the others."""
+    tv_feature_weight: float | None = None
+    """Total variation of the feature grid (same random voxels); 0 = off. None: 1e-3 for NDC
+    scenes, off for the others."""
     tv_voxels: int = 65536
-    distortion_weight: float = 0.0
+    distortion_weight: float | None = None
     """mip-NeRF 360's distortion loss on each ray's weights (t normalised to [0, 1] over the
-    ray's [near, far]); it pulls each ray's weight into one compact surface; 0 = off."""
+    ray's [near, far]); it pulls each ray's weight into one compact surface; 0 = off. None:
+    0.01 for NDC scenes, off for the others."""
     train_stop_transmittance: float | None = None
     """Training marches each ray only up to where its transmittance falls below this (found by a
     cheap density-only pass first); what lies behind gets (almost) no gradient anyway; 0 = off.
@@ -191,8 +200,16 @@ class GridMethod(Method):
         self.num_voxels_final = c.num_voxels_final_ndc if meta.ndc else c.num_voxels_final
         self.axis_density = tuple(c.ndc_axis_density) if meta.ndc else (1.0, 1.0, 1.0)
         self.plane_steps = bool(meta.ndc and c.ndc_plane_steps)
-        stop = c.train_stop_transmittance
-        self.train_stop = (1e-3 if meta.ndc else 0.0) if stop is None else stop
+
+        # options whose default depends on the kind of scene (measured on forward-facing scenes;
+        # object scenes keep what they were tuned with): None -> (NDC value, other value)
+        def by_kind(value: float | None, ndc: float) -> float:
+            return (ndc if meta.ndc else 0.0) if value is None else value
+
+        self.train_stop = by_kind(c.train_stop_transmittance, 1e-3)
+        self.tv_weight = by_kind(c.tv_weight, 1e-4)
+        self.tv_feature_weight = by_kind(c.tv_feature_weight, 1e-3)
+        self.distortion_weight = by_kind(c.distortion_weight, 0.01)
         final_shape = self._shape_for(extent, self.num_voxels_final)
         final_unit = self._step_unit(extent, final_shape)
         # density per unit length (NDC depth with plane steps): softplus(d + shift) / final_unit;
@@ -381,7 +398,7 @@ class GridMethod(Method):
         )
         if self.training:
             out.w_sel, out.idx_sel, out.rgb_sel = w_sel, idx_sel, rgb_s
-            if c.distortion_weight > 0:
+            if self.distortion_weight > 0:
                 span = (rays.far - rays.near).clamp(min=1e-6)[ray_idx]
                 s_norm = (t - rays.near[ray_idx]) / span
                 out.distortion = distortion_loss_packed(
@@ -469,15 +486,15 @@ class GridMethod(Method):
         if isinstance(out, GridOutput) and out.distortion is not None:
             dist = out.distortion.mean()
             losses["distortion"] = dist
-            total = total + c.distortion_weight * dist
-        if c.tv_weight > 0 or c.tv_feature_weight > 0:
+            total = total + self.distortion_weight * dist
+        if self.tv_weight > 0 or self.tv_feature_weight > 0:
             tv_d, tv_f = self.total_variation(c.tv_voxels)
-            if c.tv_weight > 0:
+            if self.tv_weight > 0:
                 losses["tv"] = tv_d
-                total = total + c.tv_weight * tv_d
-            if c.tv_feature_weight > 0:
+                total = total + self.tv_weight * tv_d
+            if self.tv_feature_weight > 0:
                 losses["tv_features"] = tv_f
-                total = total + c.tv_feature_weight * tv_f
+                total = total + self.tv_feature_weight * tv_f
         losses["loss"] = total
         return losses
 
