@@ -210,8 +210,10 @@ class GridMethod(Method):
         self.tv_weight = by_kind(c.tv_weight, 1e-4)
         self.tv_feature_weight = by_kind(c.tv_feature_weight, 1e-3)
         self.distortion_weight = by_kind(c.distortion_weight, 0.01)
-        final_shape = self._shape_for(extent, self.num_voxels_final)
-        final_unit = self._step_unit(extent, final_shape)
+        if self.plane_steps:  # one depth layer of the final grid
+            final_unit = self._step_unit(extent, self._shape_for(extent, self.num_voxels_final))
+        else:  # the edge of a cube voxel of the final grid
+            final_unit = (float(extent.prod()) / self.num_voxels_final) ** (1.0 / 3.0)
         # density per unit length (NDC depth with plane steps): softplus(d + shift) / final_unit;
         # shift gives alpha_init per sample at the final step length (step_ratio units).
         self.sigma_scale = 1.0 / final_unit
