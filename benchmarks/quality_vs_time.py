@@ -18,13 +18,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
 import resource
 import subprocess
 import time
 from pathlib import Path
 
 import torch
+from train_speed import cpu_model  # benchmarks/ is on sys.path when a script here runs
 
 from nerfkit.config import TrainConfig
 from nerfkit.data import load_scene
@@ -163,12 +163,12 @@ def main() -> None:
         f"### {args.method}: quality vs time, {args.data.name} ({datetime.date.today()}, "
         f"commit {commit})",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch "
+        f"Machine: {cpu_model()}, {torch.get_num_threads()} torch "
         f"threads, torch {torch.__version__}. Method `{args.method}`, training images "
         f"downscaled {args.train_downscale}x; evaluation of {len(views)} test views at "
         f"{res[0]}x{res[1]} ({bg}; 8-bit PSNR/SSIM). Load {load_s:.0f}s and evaluation "
         "excluded from the budget.",
-        f"Command: `python benchmarks/quality_vs_time.py "
+        f"Command: `python benchmarks/quality_vs_time.py --data {args.data} --method {args.method} "
         f"--checkpoints-min {' '.join(f'{m:g}' for m in args.checkpoints_min)} "
         f"--train-downscale {args.train_downscale} --eval-downscale {args.eval_downscale} "
         f"--test-views {args.test_views}`",
