@@ -75,11 +75,8 @@ def test_cmyk_jpeg_becomes_rgb(tmp_path):
     np.testing.assert_allclose(out[2, 1], np.array([200, 40, 40]) / 255, atol=0.05)
 
 
-def write_png16(path: Path, arr: np.ndarray) -> None:
-    """A 16-bit PNG written by hand (grey, grey+alpha, RGB or RGBA by channel count)."""
-    h, w, c = arr.shape
-    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[c]
-    raw = b"".join(b"\x00" + arr[r].astype(">u2").tobytes() for r in range(h))
+def png16_bytes(w: int, h: int, colour_type: int, raw: bytes) -> bytes:
+    """A whole 16-bit PNG file from its filtered scanlines `raw`."""
 
     def chunk(tag: bytes, data: bytes) -> bytes:
         crc = zlib.crc32(tag + data) & 0xFFFFFFFF
@@ -87,7 +84,16 @@ def write_png16(path: Path, arr: np.ndarray) -> None:
 
     header = struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0)
     png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
-    path.write_bytes(png + chunk(b"IEND", b""))
+    return png + chunk(b"IEND", b"")
+
+
+def write_png16(path: Path, arr: np.ndarray) -> None:
+    """A 16-bit PNG written by hand (grey, grey+alpha, RGB or RGBA by channel count)."""
+    h, w, c = arr.shape
+    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[c]
+    raw = b"".join(b"\x00" + arr[r].astype(">u2").tobytes() for r in range(h))
+
+    path.write_bytes(png16_bytes(w, h, colour_type, raw))
 
 
 def test_16bit_rgba_and_grey_alpha(tmp_path):
@@ -168,13 +174,7 @@ def write_png16_filtered(path: Path, arr: np.ndarray) -> None:
             pred = [0 * x, left, up, (left + up) // 2][kind]
         raw += bytes([kind]) + ((x - pred) % 256).astype(np.uint8).tobytes()
 
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(tag + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0)
-    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
-    path.write_bytes(png + chunk(b"IEND", b""))
+    path.write_bytes(png16_bytes(w, h, colour_type, raw))
 
 
 @pytest.mark.parametrize("channels", [3, 4, 2])

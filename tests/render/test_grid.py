@@ -97,30 +97,7 @@ def test_fused_kernel_matches_reference(shape):
 @needs_kernel
 @pytest.mark.parametrize("use_mask", [False, True])
 def test_fused_march_matches_reference(use_mask):
-    g = torch.Generator().manual_seed(2)
-    r = 300
-    o = torch.randn(r, 3, generator=g) * 0.3 + torch.tensor([0.0, 0.0, 4.0])
-    d = torch.randn(r, 3, generator=g) * 0.3 + torch.tensor([0.0, 0.0, -1.0])
-    d = d / d.norm(dim=-1, keepdim=True)
-    lo, hi = torch.tensor([-1.5, -1.0, -1.2]), torch.tensor([1.5, 1.2, 1.0])
-    t0, t1 = ray_aabb(o, d, lo, hi)
-    t0 = t0.clamp(min=2.0)
-    step = torch.rand(r, generator=g) * 0.05 + 0.01
-    jitter = torch.rand(r, generator=g)
-    occ = torch.rand(20, 17, 15, generator=g) > 0.6
-    p = MarchParams(
-        origins=o,
-        directions=d,
-        t_min=t0,
-        t_max=t1,
-        step=step,
-        jitter=jitter,
-        occupancy=occ,
-        use_mask=use_mask,
-        lo=lo,
-        hi=hi,
-        max_samples=64,
-    )
+    p = _random_march(use_mask, seed=2)
     a = march(p)
     b = march(p, kernel="torch")
     assert a[0].numel() > 0
@@ -186,9 +163,9 @@ def test_ray_aabb():
     assert t1[2] <= t0[2]  # misses
 
 
-def _random_march(use_mask: bool, dtype: torch.dtype = torch.float32) -> MarchParams:
-    """300 rays through a box with a random occupancy mask (as in the fused-march test)."""
-    g = torch.Generator().manual_seed(4)
+def _random_march(use_mask: bool, dtype: torch.dtype = torch.float32, seed: int = 4) -> MarchParams:
+    """300 rays through a box with a random occupancy mask, random steps and jitter."""
+    g = torch.Generator().manual_seed(seed)
     r = 300
     o = torch.randn(r, 3, generator=g) * 0.3 + torch.tensor([0.0, 0.0, 4.0])
     d = torch.randn(r, 3, generator=g) * 0.3 + torch.tensor([0.0, 0.0, -1.0])
