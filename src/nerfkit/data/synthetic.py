@@ -221,6 +221,25 @@ class Platform:
         return torch.where((n[:, 2] > 0.5)[:, None], top, _t(self.side_colour, p).expand_as(p))
 
 
+@dataclass(frozen=True)
+class Environment(Sphere):
+    """A far, self-lit backdrop: the inside of a sphere (rays from inside hit its far side).
+
+    Its colour is not shaded (no light, no shadow, casts none): `colour` and `band_colour`
+    blended by a coarse `detail_texture` of the view direction, times medium and fine ones, so
+    it has detail at three scales (blobs of about 1, 0.2 and 0.05 radians).
+    """
+
+    def albedo(self, p: Tensor, n: Tensor) -> Tensor:
+        """Emitted colour [R, 3] at points p [R, 3] on the sphere (normals n [R, 3] unused)."""
+        u = (p - _t(self.centre, p)) / self.radius  # unit direction from the centre
+        coarse = detail_texture(0.25 * u)[:, None]
+        medium, fine = detail_texture(u + 7.0), detail_texture(4.0 * u + 13.0)
+        other = self.colour if self.band_colour is None else self.band_colour
+        base = _t(self.colour, p) * (1 - coarse) + _t(other, p) * coarse
+        return base * (0.5 + 0.3 * medium + 0.2 * fine)[:, None]
+
+
 PLATFORM = Platform(
     centre_xy=(0.0, 0.0),
     radius=1.1,
@@ -259,7 +278,7 @@ BLUE_SPHERE = Sphere(
     specular=0.8,
     shininess=80.0,
 )
-Shape = Platform | Sphere | Box
+Shape = Platform | Sphere | Box  # an Environment is a Sphere
 OBJECTS: tuple[Shape, ...] = (
     PLATFORM,
     RED_SPHERE,
@@ -362,12 +381,16 @@ def shade(
     ndl = _dot(n, light).clamp(min=0)
     lit = ndl > 0
     facing = lit.nonzero()[:, 0]
+    casters = tuple(obj for obj in objects if not isinstance(obj, Environment))
     if facing.numel():  # hard shadows: is anything between the point and the light?
         so = p[facing] + _SHADOW_OFFSET * n[facing]
-        lit[facing] = torch.isinf(trace(so, light.expand_as(so), objects)[0])
+        lit[facing] = torch.isinf(trace(so, light.expand_as(so), casters)[0])
     spec = ks * _dot(n, normalize(light - d)).clamp(min=0) ** shininess
     lit_f = lit.to(p)
     col = albedo * (AMBIENT + DIFFUSE * ndl * lit_f)[:, None] + (spec * lit_f)[:, None]
+    if len(casters) < len(objects):  # an Environment is self-lit: its colour is its albedo
+        emits = torch.tensor([isinstance(obj, Environment) for obj in objects], device=k.device)
+        col = torch.where(emits[k][:, None], albedo, col)
     rgb[hit] = col.clamp(0, 1)
     return rgb, t
 
