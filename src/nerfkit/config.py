@@ -34,6 +34,10 @@ class TrainOptions:
     """Method name (see `nerfkit methods`)."""
     format: str | None = None
     """Force a dataset format instead of detecting it."""
+    ndc: Literal["auto", "on", "off"] = "auto"
+    """NDC rays for forward-facing scenes: auto = LLFF always, COLMAP / transforms.json when the
+    cameras all face one way with a small baseline; on / off forces it (forward-facing formats
+    only)."""
     downscale: int = 1
     """Divide image size and focal length by this factor."""
     max_steps: int | None = None
@@ -62,6 +66,10 @@ class TrainOptions:
     """CPU threads for torch (default: torch's choice, all cores)."""
     progress: bool = True
     """Show a progress bar."""
+
+    def ndc_choice(self) -> bool | None:
+        """`--ndc` as `load_scene` takes it: None (the format decides), True or False."""
+        return {"auto": None, "on": True, "off": False}[self.ndc]
 
     def method_spec(self) -> MethodSpec:
         """The registry entry of `method` (NerfkitError naming the known ones if none)."""

@@ -34,7 +34,13 @@ def evaluate_run(
     cfg, meta = run.config, run.meta
     if downscale is None:
         downscale = cfg.downscale
-    scene = load_scene(data or cfg.data, format=None if data else cfg.format, downscale=downscale)
+    # rays as the run was trained: with NDC exactly when it was
+    scene = load_scene(
+        data or cfg.data,
+        format=None if data else cfg.format,
+        downscale=downscale,
+        ndc=meta.ndc,
+    )
     sp = scene.split(split)
     out_dir = Path(output) if output else Path(run_dir) / f"eval_{split}"
     out_dir.mkdir(parents=True, exist_ok=True)

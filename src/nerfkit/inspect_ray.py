@@ -59,7 +59,7 @@ def ray_profile(
 
         if cfg.data is None:
             raise NerfkitError(f"{run.run_dir}: the run's config names no dataset folder")
-        scene = load_scene(cfg.data, format=cfg.format, downscale=cfg.downscale)
+        scene = load_scene(cfg.data, format=cfg.format, downscale=cfg.downscale, ndc=run.meta.ndc)
     sp = scene.split(split)
     if not 0 <= view < len(sp):
         raise NerfkitError(

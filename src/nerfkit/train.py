@@ -114,7 +114,9 @@ class Trainer:
         if scene is None:
             if cfg.data is None:
                 raise NerfkitError("--data DIR is required (or --resume RUN)")
-            scene = load_scene(cfg.data, format=cfg.format, downscale=cfg.downscale)
+            scene = load_scene(
+                cfg.data, format=cfg.format, downscale=cfg.downscale, ndc=cfg.ndc_choice()
+            )
         self.scene = scene
         self.run_dir = Path(cfg.output)
         meta = scene.meta
