@@ -250,12 +250,6 @@ class GridMethod(Method):
     def grid_shape(self) -> tuple[int, int, int]:
         return tuple(self.density.shape[:3])  # type: ignore[return-value]
 
-    @property
-    def voxel_size(self) -> float:
-        """Current voxel edge (world units)."""
-        size = torch.tensor(self.grid_shape, dtype=torch.float32) - 1
-        return float(((self.hi - self.lo).cpu() / size).prod() ** (1.0 / 3.0))
-
     def _step_unit(self, extent: Tensor, shape: tuple[int, int, int]) -> float:
         """The length samples are spaced in (`step_ratio` of it) and density is measured per:
         the depth of one voxel layer with NDC plane steps, else the mean voxel edge."""
