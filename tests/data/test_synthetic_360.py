@@ -8,9 +8,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import check_generator_caching, split_views
 
 from nerfkit.data import load_scene
-from nerfkit.data.synthetic import MARKER, render_ground_truth, shade, trace
+from nerfkit.data.synthetic import render_ground_truth, shade, trace
 from nerfkit.data.synthetic_360 import (
     ENV_RADIUS,
     ENVIRONMENT,
@@ -20,7 +21,6 @@ from nerfkit.data.synthetic_360 import (
     unbounded_camera_poses,
 )
 from nerfkit.data.synthetic_llff import forward_focal, image_names
-from nerfkit.errors import DataError
 
 W, H, N = 32, 24, 10
 
@@ -33,12 +33,7 @@ def scene_dir(tmp_path_factory):
 
 def _views(scene):
     """(split, index in split, index in the dataset) for every view of the loaded scene."""
-    names = image_names(N)
-    return [
-        (sp, k, names.index(f"{sp.names[k]}.png"))
-        for sp in (scene.split("train"), scene.split("test"))
-        for k in range(len(sp))
-    ]
+    return split_views(scene, image_names(N))
 
 
 def _file_rays(scene, sp, k):
@@ -149,22 +144,6 @@ def test_environment_has_detail_at_several_scales():
 
 
 def test_second_call_is_a_no_op_and_other_params_regenerate(tmp_path):
-    out = tmp_path / "s"
-    generate_unbounded_scene(out, size=(8, 6), n_views=3, supersample=1)
-    files = sorted(p for p in out.rglob("*") if p.is_file())
-    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in files}
-    assert generate_unbounded_scene(out, size=(8, 6), n_views=3, supersample=1) == out
-    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in files} == before
-    generate_unbounded_scene(out, size=(8, 6), n_views=4, supersample=1)
-    assert json.loads((out / MARKER).read_text())["params"]["n_views"] == 4
-    assert len(list((out / "images").iterdir())) == 4
-    assert np.load(out / "depths.npy").shape == (4, 6, 8)
+    out = check_generator_caching(generate_unbounded_scene, tmp_path)
     assert np.load(out / "env_mask.npy").shape == (4, 6, 8)
     assert len(json.loads((out / "transforms.json").read_text())["frames"]) == 4
-    assert [p.name for p in tmp_path.iterdir()] == ["s"]  # no temp folders left
-    with pytest.raises(DataError, match="n_views"):
-        generate_unbounded_scene(tmp_path / "x", n_views=0)
-    (tmp_path / "mine").mkdir()
-    (tmp_path / "mine" / "notes.txt").write_text("keep me")
-    with pytest.raises(DataError, match="not empty"):
-        generate_unbounded_scene(tmp_path / "mine", size=(8, 6), n_views=2)

@@ -3,15 +3,14 @@ NDC rays) reproduce what the tracer saw; a short `grid` training run learns it."
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
+from helpers import check_generator_caching, split_views
 
 from nerfkit.config import TrainConfig
 from nerfkit.data.llff import load_llff
-from nerfkit.data.synthetic import MARKER, shade
+from nerfkit.data.synthetic import shade
 from nerfkit.data.synthetic_llff import (
     FORWARD_OBJECTS,
     axial_depth,
@@ -21,7 +20,6 @@ from nerfkit.data.synthetic_llff import (
     image_names,
     llff_rows,
 )
-from nerfkit.errors import DataError
 from nerfkit.methods.grid import GridConfig
 from nerfkit.metrics import image_metrics
 from nerfkit.poses import umeyama
@@ -38,12 +36,7 @@ def scene_dir(tmp_path_factory):
 
 def _views(scene):
     """(split, index in split, index in the dataset) for every view of the loaded scene."""
-    names = image_names(N)
-    return [
-        (sp, k, names.index(f"{sp.names[k]}.png"))
-        for sp in (scene.split("train"), scene.split("test"))
-        for k in range(len(sp))
-    ]
+    return split_views(scene, image_names(N))
 
 
 def _to_generator_frame(scene):
@@ -139,23 +132,7 @@ def test_loaded_ndc_rays_pass_through_the_traced_surfaces(scene_dir):
 
 
 def test_second_call_is_a_no_op_and_other_params_regenerate(tmp_path):
-    out = tmp_path / "s"
-    generate_forward_scene(out, size=(8, 6), n_views=3, supersample=1)
-    files = sorted(p for p in out.rglob("*") if p.is_file())
-    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in files}
-    assert generate_forward_scene(out, size=(8, 6), n_views=3, supersample=1) == out
-    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in files} == before
-    generate_forward_scene(out, size=(8, 6), n_views=4, supersample=1)
-    assert json.loads((out / MARKER).read_text())["params"]["n_views"] == 4
-    assert len(list((out / "images").iterdir())) == 4
-    assert np.load(out / "depths.npy").shape == (4, 6, 8)
-    assert [p.name for p in tmp_path.iterdir()] == ["s"]  # no temp folders left
-    with pytest.raises(DataError, match="n_views"):
-        generate_forward_scene(tmp_path / "x", n_views=0)
-    (tmp_path / "mine").mkdir()
-    (tmp_path / "mine" / "notes.txt").write_text("keep me")
-    with pytest.raises(DataError, match="not empty"):
-        generate_forward_scene(tmp_path / "mine", size=(8, 6), n_views=2)
+    check_generator_caching(generate_forward_scene, tmp_path)
 
 
 def _test_psnr(trainer: Trainer) -> float:
