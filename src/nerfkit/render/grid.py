@@ -20,6 +20,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from nerfkit.render.contraction import contract, contracted_speed
+
 
 def trilinear_reference(grid: Tensor, coords: Tensor) -> Tensor:
     """Trilinear interpolation of a channels-last grid at continuous vertex coordinates.
@@ -236,6 +238,18 @@ class MarchParams:
     """[3] high corner of the grid box."""
     max_samples: int
     """Cap on samples per ray."""
+    contract: bool = False
+    """Unbounded scenes: the grid covers contracted space (`nerfkit.render.contraction`, inner
+    cube `center` +- `radius`, shell `bg_len`; [lo, hi] is then the cube of all of space,
+    center +- (1 + bg_len) radius). Samples are then spaced `step` apart in contracted length,
+    not in t: sample k + 1 is at t_k + step / contracted_speed(t_k), the first at
+    t_min + jitter step / contracted_speed(t_min)."""
+    center: Tensor | None = None
+    """[3] centre of the inner cube (with `contract`)."""
+    radius: float = 1.0
+    """Half-width of the inner cube (with `contract`)."""
+    bg_len: float = 0.0
+    """Thickness of the contracted shell in units of `radius` (with `contract`)."""
 
 
 @dataclass(frozen=True)
@@ -271,6 +285,8 @@ def march_reference(params: MarchParams) -> tuple[Tensor, Tensor, Tensor]:
         ray_indices [P] int64 non-decreasing, t [P], coords [P, 3] in vertex units.
     """
     p = params
+    if p.contract:
+        return _march_contracted_reference(p)
     dev, dt = p.origins.device, p.origins.dtype
     r = p.origins.shape[0]
     n = torch.ceil((p.t_max - p.t_min) / p.step).clamp(min=0, max=p.max_samples).long()
@@ -281,8 +297,19 @@ def march_reference(params: MarchParams) -> tuple[Tensor, Tensor, Tensor]:
     t = p.t_min[ray_idx] + (k.to(dt) + p.jitter[ray_idx]) * p.step[ray_idx]
     keep = t < p.t_max[ray_idx]
     pts = p.origins[ray_idx] + t[:, None] * p.directions[ray_idx]
+    return _keep_occupied(p, ray_idx, t, pts, keep)
+
+
+def _keep_occupied(
+    p: MarchParams, ray_idx: Tensor, t: Tensor, pts: Tensor, keep: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The candidate samples (ray_idx [P], t [P], world points pts [P, 3]) that `keep` [P] and,
+    with the mask, the occupancy keep, with their vertex coordinates [P, 3] (of the contracted
+    points with `contract`)."""
     shape = p.occupancy.shape
-    size = torch.tensor([s - 1 for s in shape], dtype=dt, device=dev)
+    size = torch.tensor([s - 1 for s in shape], dtype=pts.dtype, device=pts.device)
+    if p.contract:
+        pts = contract(pts, p.center, p.radius, p.bg_len)
     coords = (pts - p.lo) / (p.hi - p.lo) * size
     if p.use_mask:
         near_v = coords.round().long()
@@ -292,6 +319,40 @@ def march_reference(params: MarchParams) -> tuple[Tensor, Tensor, Tensor]:
         keep = keep & p.occupancy.reshape(-1)[flat]
     sel = keep.nonzero().squeeze(-1)
     return ray_idx[sel], t[sel], coords[sel]
+
+
+def _march_contracted_reference(p: MarchParams) -> tuple[Tensor, Tensor, Tensor]:
+    """`march_reference` with `contract`: steps of `step` in contracted length (one step of all
+    live rays per iteration)."""
+    o, d = p.origins, p.directions
+    r = o.shape[0]
+
+    def step_t(idx: Tensor, t: Tensor, frac: Tensor) -> Tensor:
+        x = o[idx] + t[:, None] * d[idx]
+        speed = contracted_speed(x, d[idx], p.center, p.radius, p.bg_len)
+        return frac * p.step[idx] / speed.clamp(min=1e-12)
+
+    all_idx = torch.arange(r, device=o.device)
+    t = p.t_min + step_t(all_idx, p.t_min, p.jitter)
+    idx = all_idx[t < p.t_max]
+    out_idx, out_t = [], []
+    for _ in range(p.max_samples):
+        if idx.numel() == 0:
+            break
+        ti = t[idx]
+        out_idx.append(idx)
+        out_t.append(ti)
+        t_next = ti + step_t(idx, ti, torch.ones_like(ti))
+        t[idx] = t_next
+        idx = idx[t_next < p.t_max[idx]]
+    if not out_idx:
+        empty = o.new_zeros(0)
+        return all_idx[:0], empty, o.new_zeros(0, 3)
+    ray_idx, ts = torch.cat(out_idx), torch.cat(out_t)
+    order = torch.sort(ray_idx, stable=True).indices  # by ray, then by step
+    ray_idx, ts = ray_idx[order], ts[order]
+    pts = o[ray_idx] + ts[:, None] * d[ray_idx]
+    return _keep_occupied(p, ray_idx, ts, pts, torch.ones_like(ts, dtype=torch.bool))
 
 
 def march(params: MarchParams, kernel: str = "auto") -> tuple[Tensor, Tensor, Tensor]:

@@ -12,11 +12,15 @@ static at::Tensor tensor_field(const py::handle& obj, const char* name) {
 }
 
 static MarchInputs march_inputs(const py::handle& p) {
+  const bool contract = p.attr("contract").cast<bool>();
   return MarchInputs{
       tensor_field(p, "origins"),  tensor_field(p, "directions"), tensor_field(p, "t_min"),
       tensor_field(p, "t_max"),    tensor_field(p, "step"),       tensor_field(p, "jitter"),
       tensor_field(p, "occupancy"), p.attr("use_mask").cast<bool>(), tensor_field(p, "lo"),
       tensor_field(p, "hi"),       p.attr("max_samples").cast<int64_t>(),
+      contract,
+      contract ? tensor_field(p, "center") : at::zeros({3}, at::kFloat),
+      p.attr("radius").cast<double>(), p.attr("bg_len").cast<double>(),
   };
 }
 

@@ -47,6 +47,9 @@ struct MarchInputs {
   bool use_mask;                           // false: every sample is kept
   at::Tensor lo, hi;                       // [3] float box corners
   int64_t max_samples;                     // cap on samples per ray
+  bool contract;                           // unbounded: the grid covers contracted space
+  at::Tensor center;                       // [3] float inner-cube centre (with contract)
+  double radius, bg_len;                   // inner-cube half-width, shell thickness / radius
 };
 
 // How to composite: the fields of `CompositeParams` (render/grid.py).

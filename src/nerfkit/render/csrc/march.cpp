@@ -13,17 +13,21 @@ struct Marcher {
   const bool* occ;
   int64_t X, Y, Z, max_samples;
   float size[3], l[3], ext[3];
+  bool contract;
+  float cen[3], rad, bgl;
   explicit Marcher(const MarchInputs& in)
       : o(in.origins.data_ptr<float>()), d(in.directions.data_ptr<float>()),
         t0(in.t_min.data_ptr<float>()), t1(in.t_max.data_ptr<float>()),
         st(in.step.data_ptr<float>()), jt(in.jitter.data_ptr<float>()),
         occ(in.use_mask ? in.occupancy.data_ptr<bool>() : nullptr), X(in.occupancy.size(0)),
-        Y(in.occupancy.size(1)), Z(in.occupancy.size(2)), max_samples(in.max_samples) {
+        Y(in.occupancy.size(1)), Z(in.occupancy.size(2)), max_samples(in.max_samples),
+        contract(in.contract), rad((float)in.radius), bgl((float)in.bg_len) {
     const int64_t dims[3] = {X, Y, Z};
     for (int a = 0; a < 3; ++a) {
       size[a] = (float)(dims[a] - 1);
       l[a] = in.lo.data_ptr<float>()[a];
       ext[a] = in.hi.data_ptr<float>()[a] - l[a];
+      cen[a] = contract ? in.center.data_ptr<float>()[a] : 0.0f;
     }
   }
   // Candidate samples of ray r (some may be rejected by `sample`).
@@ -31,19 +35,74 @@ struct Marcher {
     float n = std::ceil((t1[r] - t0[r]) / st[r]);
     return (int64_t)std::min(std::max(n, 0.0f), (float)max_samples);
   }
-  // Candidate k of ray r: its t and vertex coordinates c; false if beyond t_max or unoccupied.
-  bool sample(int64_t r, int64_t k, float& t, float* c) const {
-    t = t0[r] + ((float)k + jt[r]) * st[r];
-    if (!(t < t1[r])) return false;
+  // Vertex coordinates c of the world point p (contracted first with `contract`); false where
+  // the mask says the nearest vertex is empty.
+  bool lookup(const float* p, float* c) const {
+    float q[3] = {p[0], p[1], p[2]};
+    if (contract) {
+      float y[3], n = 0.0f;
+      for (int a = 0; a < 3; ++a) { y[a] = (p[a] - cen[a]) / rad; n = std::max(n, std::fabs(y[a])); }
+      const float s = n <= 1.0f ? 1.0f : (1.0f + bgl - bgl / n) / n;
+      for (int a = 0; a < 3; ++a) q[a] = cen[a] + rad * (y[a] * s);
+    }
     const int64_t dims[3] = {X, Y, Z};
     int64_t v[3];
     for (int a = 0; a < 3; ++a) {
-      const float p = o[3 * r + a] + t * d[3 * r + a];
-      c[a] = (p - l[a]) / ext[a] * size[a];
+      c[a] = (q[a] - l[a]) / ext[a] * size[a];
       int64_t vi = (int64_t)std::nearbyint(c[a]);
       v[a] = std::min(std::max(vi, (int64_t)0), dims[a] - 1);
     }
     return !occ || occ[(v[0] * Y + v[1]) * Z + v[2]];
+  }
+  // Candidate k of ray r: its t and vertex coordinates c; false if beyond t_max or unoccupied.
+  bool sample(int64_t r, int64_t k, float& t, float* c) const {
+    t = t0[r] + ((float)k + jt[r]) * st[r];
+    if (!(t < t1[r])) return false;
+    float p[3];
+    for (int a = 0; a < 3; ++a) p[a] = o[3 * r + a] + t * d[3 * r + a];
+    return lookup(p, c);
+  }
+  // Contracted length per unit t along ray r at its point p (`contracted_speed`).
+  float speed(int64_t r, const float* p) const {
+    const float* dr = d + 3 * r;
+    float y[3], n = -1.0f;
+    int am = 0;
+    for (int a = 0; a < 3; ++a) {
+      y[a] = (p[a] - cen[a]) / rad;
+      if (std::fabs(y[a]) > n) { n = std::fabs(y[a]); am = a; }
+    }
+    if (n <= 1.0f) return std::sqrt(dr[0] * dr[0] + dr[1] * dr[1] + dr[2] * dr[2]);
+    const float g = (1.0f + bgl - bgl / n) / n;
+    const float gp = (2.0f * bgl / n - (1.0f + bgl)) / (n * n);
+    const float dn = (y[am] > 0.0f ? 1.0f : (y[am] < 0.0f ? -1.0f : 0.0f)) * dr[am] / rad;
+    float ss = 0.0f;
+    for (int a = 0; a < 3; ++a) {
+      const float v = g * (dr[a] / rad) + (gp * dn) * y[a];
+      ss += v * v;
+    }
+    return rad * std::sqrt(ss);
+  }
+  // Calls emit(t, c) for each kept sample of ray r in order, until it returns false.
+  template <class F>
+  void walk(int64_t r, F&& emit) const {
+    float t, c[3];
+    if (!contract) {
+      const int64_t nk = candidates(r);
+      for (int64_t k = 0; k < nk; ++k)
+        if (sample(r, k, t, c) && !emit(t, c)) return;
+      return;
+    }
+    float p[3];
+    auto at = [&](float tt) {
+      for (int a = 0; a < 3; ++a) p[a] = o[3 * r + a] + tt * d[3 * r + a];
+    };
+    at(t0[r]);
+    t = t0[r] + jt[r] * st[r] / std::max(speed(r, p), 1e-12f);
+    for (int64_t k = 0; k < max_samples && t < t1[r]; ++k) {
+      at(t);
+      if (lookup(p, c) && !emit(t, c)) return;
+      t = t + st[r] / std::max(speed(r, p), 1e-12f);
+    }
   }
 };
 
@@ -54,10 +113,7 @@ std::vector<at::Tensor> march(const MarchInputs& in) {
   const int64_t R = in.origins.size(0);
   const Marcher m(in);
   auto visit = [&](int64_t r, auto&& emit) {
-    const int64_t nk = m.candidates(r);
-    float t, c[3];
-    for (int64_t k = 0; k < nk; ++k)
-      if (m.sample(r, k, t, c)) emit(t, c);
+    m.walk(r, [&](float t, const float* c) { emit(t, c); return true; });
   };
   auto counts = at::zeros({R}, at::kLong);
   int64_t* cnt = counts.data_ptr<int64_t>();
@@ -126,13 +182,10 @@ std::vector<at::Tensor> march_composite(const MarchInputs& in, const CompositeIn
       auto& rays_out = b_ray[b];
       auto& vals = b_val[b];
       for (int64_t r = b * block; r < std::min(R, (b + 1) * block); ++r) {
-        const int64_t nk = m.candidates(r);
         double tau_sum = 0.0;
         float a_sum = 0.0f, wt_sum = 0.0f;
         tend[r] = t_max[r];
-        for (int64_t k = 0; k < nk; ++k) {
-          float t, c[3];
-          if (!m.sample(r, k, t, c)) continue;
+        m.walk(r, [&](float t, const float* c) {
           ++b_evals[b];
           corners(c, X, Y, Z, 1, off, w8);
           float raw = 0.0f;
@@ -152,9 +205,10 @@ std::vector<at::Tensor> march_composite(const MarchInputs& in, const CompositeIn
           }
           if (std::exp(-tau_sum) < t_stop) {
             tend[r] = t;
-            break;
+            return false;
           }
-        }
+          return true;
+        });
         acc[r] = a_sum;
         wts[r] = wt_sum;
       }
