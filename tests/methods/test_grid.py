@@ -4,6 +4,8 @@ training run against the paper's model."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -303,3 +305,109 @@ def test_training_stops_marching_where_rays_are_opaque():
     # and the gradient still reaches the density grid
     b.rgb.sum().backward()
     assert early.density.grad.abs().sum() > 0
+
+
+# --- unbounded scenes: contracted grids --------------------------------------------------------
+
+
+def _ring_c2w(n: int = 12, radius: float = 3.0, look_at=(0.2, -0.1, 0.3)) -> list:
+    from nerfkit.poses import look_at as look
+
+    target = torch.tensor(look_at)
+    out = []
+    for k in range(n):
+        a = 2 * math.pi * k / n
+        eye = target + torch.tensor([radius * math.cos(a), radius * math.sin(a), 0.8])
+        out.append(look(eye, target, torch.tensor([0.0, 0.0, 1.0])).tolist())
+    return out
+
+
+def _unbounded_method(**kw) -> GridMethod:
+    meta = SceneMeta(near=0.05, far=4.0, background=[1.0, 1.0, 1.0], unbounded=True)
+    meta.train_c2w = _ring_c2w()
+    cfg = GridConfig(
+        num_voxels_final_unbounded=32**3, upsample_steps=(), mlp_start=0, inner_scale=0.5, **kw
+    )
+    torch.manual_seed(0)
+    return GridMethod(cfg, meta)
+
+
+def test_unbounded_scenes_get_a_contracted_grid_around_what_the_cameras_look_at():
+    m = _unbounded_method()
+    assert m.contracted and bool(m.box_fitted)  # no box fitting: the grid holds all of space
+    torch.testing.assert_close(m.inner_center, torch.tensor([0.2, -0.1, 0.3]), atol=1e-4, rtol=0)
+    dist = (3.0**2 + 0.8**2) ** 0.5
+    assert float(m.inner_radius) == pytest.approx(0.5 * dist, rel=1e-5)
+    half = (1 + m.config.bg_len) * float(m.inner_radius)
+    torch.testing.assert_close(m.hi - m.lo, torch.full((3,), 2 * half))
+    assert m.entropy_weight == 0.0 and m.tv_weight > 0 and m.distortion_weight > 0
+    # switched off: the loader's box, as for any bounded scene
+    off = _unbounded_method(contract=False)
+    assert not off.contracted and off.entropy_weight == 0.01
+    torch.testing.assert_close(off.lo, torch.full((3,), -1.5))
+
+
+def test_inner_cube_of_outward_looking_cameras_is_around_the_cameras():
+    from nerfkit.methods.grid import inner_cube
+
+    c2w = torch.tensor(_ring_c2w(radius=1.0, look_at=(0.0, 0.0, 0.0)))
+    c2w[:, :3, :2] *= -1  # turn every camera around (x and z flipped): they look outward
+    c2w[:, :3, 2] *= -1
+    center, radius = inner_cube(c2w.tolist(), 0.5)
+    torch.testing.assert_close(center, c2w[:, :3, 3].mean(0))
+
+
+def _far_shell_and_ball(m: GridMethod) -> None:
+    """Density: a ball of radius 0.3 at the inner centre and everything beyond 20 inner radii
+    (a far wall in contracted space); random features."""
+    from nerfkit.render.contraction import uncontract
+
+    shape = m.grid_shape
+    ax = [torch.linspace(float(m.lo[k]), float(m.hi[k]), shape[k]) for k in range(3)]
+    v = torch.stack(torch.meshgrid(*ax, indexing="ij"), -1)
+    r = float(m.inner_radius)
+    world = uncontract(v.clamp(m.lo + 1e-4, m.hi - 1e-4), m.inner_center, r, m.config.bg_len)
+    dist = (world - m.inner_center).norm(dim=-1)
+    solid = (dist < 0.3) | (dist > 20 * r)
+    g = torch.Generator().manual_seed(3)
+    raw = torch.where(solid, torch.randn(shape, generator=g) + 12, torch.full(shape, -100.0))
+    with torch.no_grad():
+        m.density.copy_(raw[..., None])
+        m.features.copy_(torch.randn(m.features.shape, generator=g))
+
+
+@needs_kernel
+def test_contracted_fused_render_matches_the_reference_path():
+    m = _unbounded_method()
+    _far_shell_and_ball(m)
+    m.update_occupancy(m.config.occ_threshold)
+    m.eval()
+    c2w = torch.tensor(m.meta.train_c2w[0])
+    g = torch.Generator().manual_seed(1)
+    d = torch.nn.functional.normalize(-c2w[:3, 2] + 0.6 * torch.randn(300, 3, generator=g), dim=-1)
+    o = c2w[:3, 3].expand(300, 3).contiguous()
+    rays = Rays(o, d, torch.full((300,), 0.05), torch.full((300,), 4.0))
+    with torch.no_grad():
+        fused = m(rays)
+        m.config.kernel = "torch"
+        ref = m(rays)
+    # rays end on the ball or on the far wall, way beyond `far` (which the march ignores)
+    assert float(ref.acc.median()) > 0.8
+    assert float(ref.depth.max()) > 10 * float(m.inner_radius)
+    torch.testing.assert_close(fused.rgb, ref.rgb, atol=3e-4, rtol=0)
+    torch.testing.assert_close(fused.acc, ref.acc, atol=3e-4, rtol=0)
+    torch.testing.assert_close(fused.depth, ref.depth, rtol=2e-3, atol=1e-3)
+
+
+def test_contracted_training_composites_onto_a_random_background():
+    m = _unbounded_method()
+    rays = _camera_rays(64)
+    m.train()
+    a, b = m(rays), m(rays)
+    assert float((a.rgb - b.rgb).abs().max()) > 0.1  # nearly empty space: the background shows
+    m.eval()
+    with torch.no_grad():
+        out = m(rays)
+    assert float((out.rgb - 1.0).abs().max()) < 0.05  # evaluation: the scene's background
+    loss = m.loss(a, torch.rand(64, 3))
+    assert "entropy" not in loss and "distortion" in loss

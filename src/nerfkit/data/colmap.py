@@ -418,6 +418,7 @@ def _normalized(
         near=near,
         far=far,
         kind=scene_kind(c2w),
+        unbounded=True,
         aabb=box.tolist(),
         bounds=[near, far],
         data_transform=t.tolist() if normalize else [],

@@ -305,6 +305,8 @@ class _Loaded:
     resized: bool
     path: Path | None
     depth: Tensor | None
+    transparent: bool = False
+    """Whether the image had an alpha channel with a pixel below 1 (composited onto bg)."""
 
 
 def _size(w: float, h: float) -> str:
@@ -338,7 +340,9 @@ def _load(
             raise DataError(f"{frame.depth}: depth map not found")
         depth = torch.from_numpy(np.load(frame.depth).astype(np.float32))
         depth = downscale_image(depth[..., None], downscale if copy else extra)[..., 0]
-    return _Loaded(rgb_tensor(img, bg, extra), (iw, ih), resized, path, depth)
+    transparent = img.ndim == 3 and img.shape[2] == 4 and bool((img[..., 3] < 1).any())
+    rgb = rgb_tensor(img, bg, extra)
+    return _Loaded(rgb, (iw, ih), resized, path, depth, transparent)
 
 
 def _intrinsics(frame: Frame, loaded: _Loaded) -> tuple[float, float, float, float]:
@@ -453,6 +457,8 @@ def scene_from_frames(
         source: the metadata file, naming the dataset in errors.
         downscale: integer image size divisor. background: colour RGBA images are composited on.
         facts: the remaining SceneMeta fields the format knows (near, far, kind, aabb, ...).
+            unbounded=True is dropped when an image has transparent pixels (the content then
+            ends where the alpha says: an object on the background colour).
     """
     bg = np.asarray(background, dtype=np.float32)
     if isinstance(splits, int):
@@ -475,6 +481,8 @@ def scene_from_frames(
         if tuple(ix) not in built:
             built[tuple(ix)] = _split(name, ix, frames, loaded, model, extra, source)
         out[name] = built[tuple(ix)]
+    if facts.get("unbounded") and any(ld.transparent for ld in loaded.values()):
+        facts = {**facts, "unbounded": False}
     scene = Scene.from_splits(out, background=bg.tolist(), data_path=str(root), **facts)
     if scene.meta.ndc and "aabb" not in facts:  # the box that holds every training ray
         scene.meta.aabb = ndc_ray_box(scene.split("train").cameras)

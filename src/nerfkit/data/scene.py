@@ -37,12 +37,15 @@ class SceneMeta:
     Lets `eval`, `render` and export work from a run folder alone.
     kind: "object" (cameras around an object: orbit paths) or "forward" (forward-facing: spiral).
     aabb: [[xmin, ymin, zmin], [xmax, ymax, zmax]] a box holding the scene (in NDC for ndc scenes).
+    unbounded: the content does not end at the box (a real capture with no alpha: background
+    out to infinity); methods that can model all of space (grid's contraction) do.
     """
 
     near: float
     far: float
     background: list[float]
     ndc: bool = False
+    unbounded: bool = False
     kind: str = "object"
     aabb: list[list[float]] = field(default_factory=lambda: [[-1.5] * 3, [1.5] * 3])
     width: int = 0

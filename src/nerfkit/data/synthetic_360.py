@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,7 @@ from nerfkit.data.synthetic import (
     render_ground_truth,
 )
 from nerfkit.data.synthetic_llff import forward_focal, image_names
+from nerfkit.media import to_uint8
 from nerfkit.poses import orbit_pose
 
 UNBOUNDED_SCENE_VERSION = 1  # bump when the scene or the file layout changes
@@ -50,6 +52,7 @@ ENV_RADIUS = 50.0
 CAMERA_RADIUS = (3.2, 3.8)  # camera distances from the origin (uniform, seeded)
 ELEVATION_DEG = (5.0, 35.0)  # camera elevations above the xy plane (uniform, seeded)
 IMAGE_FOLDER = "images"
+VIDEO_SWEEP_DEG = 300.0  # azimuth covered by `unbounded_video_poses`
 
 ENVIRONMENT = Environment(
     centre=(0.0, 0.0, 0.0),
@@ -101,6 +104,54 @@ def environment_mask(depth: Tensor) -> Tensor:
     return depth > 0.5 * ENV_RADIUS
 
 
+def unbounded_video_poses(n_frames: int, seed: int = 0) -> Tensor:
+    """Camera-to-world matrices [n_frames, 4, 4] (float64, OpenGL frame) of a walk around the
+    objects, as a phone video of them would be filmed: facing the origin, the azimuth sweeps
+    VIDEO_SWEEP_DEG at a steady pace from a seeded start while the distance and the elevation
+    drift smoothly (seeded phases) within CAMERA_RADIUS and ELEVATION_DEG, world +z up.
+    """
+    if n_frames < 1:
+        raise ValueError(f"n_frames must be >= 1, got {n_frames}")
+    rng = np.random.default_rng(seed)
+    start = rng.uniform(0.0, 2 * math.pi)
+    phase_r, phase_e = rng.uniform(0.0, 2 * math.pi, 2)
+    s = np.linspace(0.0, 1.0, n_frames)  # progress along the walk
+    az = start + math.radians(VIDEO_SWEEP_DEG) * s
+    mid_r, half_r = np.mean(CAMERA_RADIUS), 0.4 * np.ptp(CAMERA_RADIUS)
+    mid_e, half_e = np.mean(ELEVATION_DEG), 0.4 * np.ptp(ELEVATION_DEG)
+    radius = mid_r + half_r * np.sin(2 * math.pi * 1.5 * s + phase_r)
+    el = np.radians(mid_e + half_e * np.sin(2 * math.pi * s + phase_e))
+    return torch.stack(
+        [orbit_pose(float(a), float(e), float(r)) for a, e, r in zip(az, el, radius)]
+    )
+
+
+def unbounded_video_frames(
+    n_frames: int, size: tuple[int, int], seed: int = 0, supersample: int = 2
+) -> list[np.ndarray]:
+    """The frames of a phone-like walk-around video of the scene (`unbounded_video_poses`).
+
+    Args:
+        n_frames: number of frames. size: (width, height) in pixels; the field of view is the
+            photos' (60 degrees wide). seed: the walk's start and drift. supersample: each
+            pixel averages supersample^2 rays (a camera's anti-aliasing).
+    Returns:
+        `n_frames` uint8 arrays [height, width, 3] (RGB, opaque: every ray hits something).
+    """
+    frames = []
+    for c2w in unbounded_video_poses(n_frames, seed):
+        rgba, _ = _render_view(c2w, size, supersample)
+        frames.append(to_uint8(rgba[..., :3]))
+    return frames
+
+
+def _render_view(c2w: Tensor, size: Sequence[int], supersample: int) -> tuple[Tensor, Tensor]:
+    """One exact view of the scene, 60 degrees wide: rgba [H, W, 4] and depth [H, W] float32
+    (`nerfkit.data.synthetic.render_ground_truth`) from c2w [4, 4] at size (W, H)."""
+    w, h = size
+    return render_ground_truth(c2w, w, h, forward_focal(w), supersample, objects=UNBOUNDED_OBJECTS)
+
+
 def generate_unbounded_scene(
     out_dir: Path | str,
     size: tuple[int, int] = (64, 48),
@@ -136,10 +187,7 @@ def _write_unbounded_scene(root: Path, params: dict) -> None:
     w, h, n = params["width"], params["height"], params["n_views"]
     focal, names = forward_focal(w), image_names(n)
     poses = unbounded_camera_poses(n, params["seed"])
-    views = [
-        render_ground_truth(m, w, h, focal, params["supersample"], objects=UNBOUNDED_OBJECTS)
-        for m in poses
-    ]
+    views = [_render_view(m, (w, h), params["supersample"]) for m in poses]
     (root / IMAGE_FOLDER).mkdir()
     for name, (rgba, _) in zip(names, views):
         synthetic.write_png8(root / IMAGE_FOLDER / name, rgba[..., :3])  # every ray hits: opaque

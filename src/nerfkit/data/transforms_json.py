@@ -242,6 +242,7 @@ def _normalized(
         near=float(near),
         far=float(far),
         kind=scene_kind(c2w),
+        unbounded=True,
         aabb=box.tolist(),
         data_transform=t.tolist() if normalize else [],
     )

@@ -29,6 +29,15 @@ instead of nearly empty space. Their box (SceneMeta.aabb) holds every training r
 Training marches a ray only up to where its transmittance falls below
 `train_stop_transmittance`, found by a density-only fused pass (NDC scenes by default).
 
+Unbounded scenes (real 360-degree captures, SceneMeta.unbounded), after DVGO-v2 and mip-NeRF
+360: the grids cover contracted space (`nerfkit.render.contraction`): an inner cube around the
+point the cameras look at keeps full resolution and everything beyond it, out to infinity, is
+squeezed into a shell around it, so a far background is modelled instead of clipped. Samples
+are equally spaced in contracted length (in t they grow like the squared distance far away,
+i.e. uniform in disparity), density is per unit of contracted length (world length inside the
+cube), rays run out to 1000 inner radii (no far wall), and training composites onto a random
+background colour so that every ray learns to end on something.
+
 Training: the grids start at `num_voxels_final / 2**len(upsample_steps)` voxels and double in
 count at each of `upsample_steps` (the trainer rebuilds the optimiser when `step_callback`
 returns True); at `fit_box_step` the grids are resampled onto the bounding box of what is
@@ -56,8 +65,11 @@ from torch import Tensor, nn
 
 from nerfkit.cameras import Rays
 from nerfkit.data.scene import SceneMeta
+from nerfkit.methods.appearance import AppearanceAffine
 from nerfkit.methods.base import Method, RenderOutput
 from nerfkit.methods.layers import fused_linear
+from nerfkit.poses import focus_point
+from nerfkit.render.contraction import contract
 from nerfkit.render.encoding import encoded_dim, positional_encoding
 from nerfkit.render.grid import (
     CompositeParams,
@@ -84,6 +96,22 @@ class GridConfig:
     """Voxels of the density and feature grids at the end of coarse-to-fine growth."""
     num_voxels_final_ndc: int = 256 * 256 * 128
     """The same for NDC (forward-facing) scenes."""
+    num_voxels_final_unbounded: int = 192**3
+    """The same for unbounded scenes (over the contracted cube of all of space)."""
+    contract: bool | None = None
+    """Model all of space by contraction (`nerfkit.render.contraction`); None: for unbounded
+    scenes (SceneMeta.unbounded: real captures without alpha that are not forward-facing)."""
+    inner_scale: float = 0.5
+    """Contraction: half-width of the inner cube (full resolution) as a fraction of the median
+    distance of the training cameras to the point they look at (the cube's centre)."""
+    bg_len: float = 0.5
+    """Contraction: thickness of the shell that holds everything outside the inner cube, in
+    units of its half-width (the grid spends bg_len / (1 + bg_len) of each axis on it)."""
+    appearance: bool | None = None
+    """Per-image appearance compensation (`nerfkit.methods.appearance`: an affine colour
+    transform per training photo; held-out views get the average). None: on for unbounded
+    scenes (real captures), off for the others (synthetic objects and, not yet measured with
+    it, forward-facing scenes)."""
     ndc_axis_density: tuple[float, float, float] = (2.0, 2.0, 1.0)
     """NDC scenes: relative voxels per unit length along x, y, z. NDC x and y span the image, so
     they need more resolution than depth (isotropic 160^3 voxels across flower's 504-pixel-wide
@@ -126,23 +154,26 @@ class GridConfig:
     is skipped weighs less than this in total (and each sample less than `weight_threshold`)."""
     rgbper_weight: float = 0.01
     """Per-sample colour loss sum_i w_i |c_i - c|^2 (DVGO); 0 = off."""
-    entropy_weight: float = 0.01
-    """Background entropy loss on the opacity (pushes acc to 0 or 1); 0 = off."""
+    entropy_weight: float | None = None
+    """Background entropy loss on the opacity (pushes acc to 0 or 1); 0 = off. None: 0.01,
+    except for contracted scenes (every ray ends on something: a random background colour in
+    training makes them opaque instead)."""
     tv_weight: float | None = None
     """Total variation of the density grid (random subset of voxels per step); 0 = off.
-    None: 1e-4 for NDC scenes, off for the others."""
+    None: 1e-4 for NDC and contracted scenes, off for the others."""
     tv_feature_weight: float | None = None
     """Total variation of the feature grid (same random voxels); 0 = off. None: 1e-3 for NDC
-    scenes, off for the others."""
+    and contracted scenes, off for the others."""
     tv_voxels: int = 65536
     distortion_weight: float | None = None
     """mip-NeRF 360's distortion loss on each ray's weights (t normalised to [0, 1] over the
-    ray's [near, far]); it pulls each ray's weight into one compact surface; 0 = off. None:
-    0.01 for NDC scenes, off for the others."""
+    ray's [near, far]; for contracted scenes, distance in contracted space from the ray's
+    first sample over the cube's diagonal); it pulls each ray's weight into one compact
+    surface; 0 = off. None: 0.01 for NDC and contracted scenes, off for the others."""
     train_stop_transmittance: float | None = None
     """Training marches each ray only up to where its transmittance falls below this (found by a
     cheap density-only pass first); what lies behind gets (almost) no gradient anyway; 0 = off.
-    None: 1e-3 for NDC scenes, off for the others (not yet measured on them)."""
+    None: 1e-3 for NDC and contracted scenes, off for object scenes (not measured on them)."""
     ndc_plane_steps: bool = True
     """NDC scenes: samples at equal steps of NDC depth (`step_ratio` depth planes of the grid,
     as DVGO's forward-facing model), and density per unit of NDC depth, instead of equal
@@ -160,6 +191,34 @@ class GridConfig:
 
 _COLOUR_BLOCK = 32768
 """Samples per colour-MLP call in `GridMethod._render_fused`."""
+
+_FAR_CONTRACTED = 1000.0
+"""Contracted scenes: rays are marched this many inner radii beyond the inner cube's centre;
+there the shell is within bg_len / 1000 inner radii of the cube's face (under a voxel)."""
+
+
+def inner_cube(train_c2w: list, scale: float) -> tuple[Tensor, float]:
+    """Centre [3] and half-width of the inner cube of a contracted scene.
+
+    The centre is the point the training cameras look at (`nerfkit.poses.focus_point`), or their
+    mean position where that point lies farther from it than the farthest camera (cameras not
+    looking inward) or behind most of them (cameras looking outward); the half-width is `scale`
+    x the median camera distance to the centre.
+    train_c2w: N camera-to-world matrices (nested lists); none: the unit cube at the origin.
+    """
+    if not train_c2w:
+        return torch.zeros(3), 1.0
+    c2w = torch.tensor(train_c2w, dtype=torch.float64)
+    pos = c2w[:, :3, 3]
+    mean = pos.mean(0)
+    focus = focus_point(c2w)
+    spread = float((pos - mean).norm(dim=-1).max())
+    ahead = ((focus - pos) * -c2w[:, :3, 2]).sum(-1) > 0  # cameras look along -z
+    inward = float((focus - mean).norm()) <= spread and float(ahead.double().mean()) > 0.5
+    center = focus if inward else mean
+    dist = float((pos - center).norm(dim=-1).median())
+    return center.float(), scale * (dist if dist > 0 else 1.0)
+
 
 # ----------------------------------------------------------------------------------------------
 # the method
@@ -190,26 +249,43 @@ class GridMethod(Method):
     def __init__(self, config: GridConfig, meta: SceneMeta) -> None:
         super().__init__(meta)
         c = self.config = config
-        box = torch.tensor(meta.aabb, dtype=torch.float32)
+        self.contracted = bool(meta.unbounded if c.contract is None else c.contract)
+        self.contracted = self.contracted and not meta.ndc
+        center, radius = inner_cube(meta.train_c2w, c.inner_scale)
+        self.register_buffer("inner_center", center)
+        self.register_buffer("inner_radius", torch.tensor(radius))
+        if self.contracted:  # the grid covers all of space, contracted
+            half = (1.0 + c.bg_len) * radius
+            box = torch.stack([center - half, center + half])
+        else:
+            box = torch.tensor(meta.aabb, dtype=torch.float32)
         self.register_buffer("scene_lo", box[0].clone())
         self.register_buffer("scene_hi", box[1].clone())
         # current (possibly fitted) grid box
         self.register_buffer("lo", box[0].clone())
         self.register_buffer("hi", box[1].clone())
         extent = box[1] - box[0]
-        self.num_voxels_final = c.num_voxels_final_ndc if meta.ndc else c.num_voxels_final
+        if meta.ndc:
+            self.num_voxels_final = c.num_voxels_final_ndc
+        elif self.contracted:
+            self.num_voxels_final = c.num_voxels_final_unbounded
+        else:
+            self.num_voxels_final = c.num_voxels_final
         self.axis_density = tuple(c.ndc_axis_density) if meta.ndc else (1.0, 1.0, 1.0)
         self.plane_steps = bool(meta.ndc and c.ndc_plane_steps)
 
-        # options whose default depends on the kind of scene (measured on forward-facing scenes;
-        # object scenes keep what they were tuned with): None -> (NDC value, other value)
-        def by_kind(value: float | None, ndc: float) -> float:
-            return (ndc if meta.ndc else 0.0) if value is None else value
+        # options whose default depends on the kind of scene (measured on forward-facing and
+        # contracted scenes; object scenes keep what they were tuned with)
+        real = meta.ndc or self.contracted
+
+        def by_kind(value: float | None, real_value: float, obj: float = 0.0) -> float:
+            return (real_value if real else obj) if value is None else value
 
         self.train_stop = by_kind(c.train_stop_transmittance, 1e-3)
         self.tv_weight = by_kind(c.tv_weight, 1e-4)
         self.tv_feature_weight = by_kind(c.tv_feature_weight, 1e-3)
         self.distortion_weight = by_kind(c.distortion_weight, 0.01)
+        self.entropy_weight = by_kind(c.entropy_weight, 0.0 if self.contracted else 0.01, 0.01)
         if self.plane_steps:  # one depth layer of the final grid
             final_unit = self._step_unit(extent, self._shape_for(extent, self.num_voxels_final))
         else:  # the edge of a cube voxel of the final grid
@@ -225,7 +301,7 @@ class GridMethod(Method):
             self.density.data.copy_(self._uniform_depth_density(shape))
         self.features = nn.Parameter(torch.zeros(*shape, c.feature_dim))
         self.register_buffer("occupancy", torch.ones(shape, dtype=torch.bool))
-        self.register_buffer("box_fitted", torch.tensor(False))
+        self.register_buffer("box_fitted", torch.tensor(self.contracted))  # no fit: all space
         dir_dim = encoded_dim(3, c.dir_freqs)
         layers: list[nn.Module] = []
         d_in = c.feature_dim + dir_dim
@@ -239,6 +315,9 @@ class GridMethod(Method):
         nn.init.zeros_(self.mlp[-1].weight)
         nn.init.zeros_(self.mlp[-1].bias)
         self.register_buffer("mlp_on", torch.tensor(config.mlp_start <= 0))
+        use_appearance = meta.unbounded if c.appearance is None else c.appearance
+        n_images = len(meta.train_c2w)
+        self.appearance = AppearanceAffine(n_images) if use_appearance and n_images else None
         self.use_mask = False
         self._grid_box = (self.lo.clone(), self.hi.clone())  # box the grid tensors are stored over
         # termination points of opaque training rays over the last 8 steps, for `fit_box`; not
@@ -295,24 +374,44 @@ class GridMethod(Method):
     # -- sampling -----------------------------------------------------------------------------
     def _march_args(self, rays: Rays, perturb: bool) -> tuple[MarchParams, float]:
         """What `march` / `march_composite` march (rays clipped to the grid box and [near, far],
-        steps of `step_ratio` voxels, jittered or centred), and the step length in world units."""
+        steps of `step_ratio` voxels, jittered or centred), and the step length in world units
+        (contracted scenes: in contracted length, the rays running out to `_FAR_CONTRACTED`
+        inner radii)."""
         o, d = rays.origins, rays.directions
-        t_min, t_max = ray_aabb(o, d, self.lo, self.hi)
         step_world = self.config.step_ratio * self.step_unit
-        # [R] step in units of t: step_world of length, or of NDC depth with plane steps
-        speed = d[:, 2].abs().clamp(min=1e-6) if self.plane_steps else d.norm(dim=-1)
-        params = MarchParams(
+        jitter = torch.rand_like(rays.near) if perturb else torch.full_like(rays.near, 0.5)
+        common = dict(
             origins=o,
             directions=d,
-            t_min=torch.maximum(t_min, rays.near),
-            t_max=torch.minimum(t_max, rays.far),
-            step=step_world / speed,
-            jitter=torch.rand_like(t_min) if perturb else torch.full_like(t_min, 0.5),
+            jitter=jitter,
             occupancy=self.occupancy,
             use_mask=self.use_mask,
             lo=self.lo,
             hi=self.hi,
             max_samples=self.config.max_samples_per_ray,
+        )
+        if self.contracted:
+            r = float(self.inner_radius)
+            far = (o - self.inner_center).norm(dim=-1) + _FAR_CONTRACTED * r
+            params = MarchParams(
+                t_min=rays.near,
+                t_max=torch.maximum(rays.far, far),
+                step=torch.full_like(rays.near, step_world),
+                contract=True,
+                center=self.inner_center,
+                radius=r,
+                bg_len=self.config.bg_len,
+                **common,
+            )
+            return params, step_world
+        t_min, t_max = ray_aabb(o, d, self.lo, self.hi)
+        # [R] step in units of t: step_world of length, or of NDC depth with plane steps
+        speed = d[:, 2].abs().clamp(min=1e-6) if self.plane_steps else d.norm(dim=-1)
+        params = MarchParams(
+            t_min=torch.maximum(t_min, rays.near),
+            t_max=torch.minimum(t_max, rays.far),
+            step=step_world / speed,
+            **common,
         )
         return params, step_world
 
@@ -346,9 +445,9 @@ class GridMethod(Method):
         if res is None:
             return params
         t_end = res[-1]
-        return dataclasses.replace(
-            params, t_max=torch.minimum(params.t_max, t_end + 0.5 * params.step)
-        )
+        # just past the stopping sample (steps vary along contracted rays: a relative margin)
+        end = t_end * (1 + 1e-6) + 1e-6 if params.contract else t_end + 0.5 * params.step
+        return dataclasses.replace(params, t_max=torch.minimum(params.t_max, end))
 
     def _composite_params(
         self, step_world: float, weight_threshold: float, stop: float | None
@@ -383,7 +482,10 @@ class GridMethod(Method):
         vd_ray = self._view_encoding(rays)
         vd = None if vd_ray is None else vd_ray[idx_sel]
         rgb_s = self._colour(self.features_at(coords[sel]), vd)
-        rgb = self._composite(rgb_s, w_sel, idx_sel, acc)
+        # contracted scenes train on a random background: rays that do not end on something
+        # are wrong whatever the true colour, so the model learns to make every ray opaque
+        bg = torch.rand(r, 3, device=acc.device) if self.training and self.contracted else None
+        rgb = self._composite(rgb_s, w_sel, idx_sel, acc, bg, rays.camera)
         depth = accumulate_packed(weights * t, ray_idx, r) / acc.clamp(min=1e-10)
         out = GridOutput(
             rgb,
@@ -395,14 +497,27 @@ class GridMethod(Method):
         if self.training:
             out.w_sel, out.idx_sel, out.rgb_sel = w_sel, idx_sel, rgb_s
             if self.distortion_weight > 0:
-                span = (rays.far - rays.near).clamp(min=1e-6)[ray_idx]
-                s_norm = (t - rays.near[ray_idx]) / span
-                out.distortion = distortion_loss_packed(
-                    weights, s_norm, s["t_steps"] / span, ray_idx, r
-                )
+                s_norm, s_len = self._distortion_coords(rays, s)
+                out.distortion = distortion_loss_packed(weights, s_norm, s_len, ray_idx, r)
             if not bool(self.box_fitted):
                 self._record_surfaces(rays, depth.detach(), acc.detach())
         return out
+
+    def _distortion_coords(self, rays: Rays, s: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Positions [P] and lengths [P] of the samples `s` (`sample_rays`) in the normalised
+        ray coordinate of the distortion loss: t over [near, far]; for contracted scenes the
+        distance in contracted space from the ray's start over the cube's diagonal (the
+        samples are equally spaced in contracted length)."""
+        ray_idx, t = s["ray_indices"], s["t"]
+        if not self.contracted:
+            span = (rays.far - rays.near).clamp(min=1e-6)[ray_idx]
+            return (t - rays.near[ray_idx]) / span, s["t_steps"] / span
+        o, d = rays.origins[ray_idx], rays.directions[ray_idx]
+        args = (self.inner_center, float(self.inner_radius), self.config.bg_len)
+        start = contract(o + rays.near[ray_idx, None] * d, *args)
+        dist = (contract(o + t[:, None] * d, *args) - start).norm(dim=-1)
+        diag = float((self.hi - self.lo).norm())
+        return dist / diag, s["deltas"] / diag
 
     def _render_fused(self, rays: Rays) -> GridOutput | None:
         """Inference through `march_composite` (marching, density and compositing in one C++
@@ -425,7 +540,7 @@ class GridMethod(Method):
             vd = None if vd_ray is None else vd_ray[idx_sel[sl]]
             rgb_s[sl] = self._colour(self.features_at(coords[sl]), vd, fused=True)
         return GridOutput(
-            self._composite(rgb_s, w_sel, idx_sel, acc),
+            self._composite(rgb_s, w_sel, idx_sel, acc, camera=rays.camera),
             wt / acc.clamp(min=1e-10),
             acc,
             num_samples=evals.float(),
@@ -458,11 +573,23 @@ class GridMethod(Method):
             logits = logits + h
         return torch.sigmoid(logits)
 
-    def _composite(self, rgb_s: Tensor, w_sel: Tensor, idx_sel: Tensor, acc: Tensor) -> Tensor:
+    def _composite(
+        self,
+        rgb_s: Tensor,
+        w_sel: Tensor,
+        idx_sel: Tensor,
+        acc: Tensor,
+        bg: Tensor | None = None,
+        camera: Tensor | None = None,
+    ) -> Tensor:
         """Ray colours [R, 3]: sum of w_sel [Q] x rgb_s [Q, 3] over each ray's samples (idx_sel
-        [Q]), plus the background seen through 1 - acc [R]."""
+        [Q]), through the per-image appearance transform of each ray's image (camera [R], or
+        None: the average one) where enabled, plus the background (bg [R, 3], default the
+        scene's) seen through 1 - acc [R]."""
         rgb = accumulate_packed(w_sel[:, None] * rgb_s, idx_sel, acc.shape[0])
-        return rgb + (1.0 - acc[:, None]) * self.background.to(rgb)
+        if self.appearance is not None:
+            rgb = self.appearance(rgb, acc, camera)
+        return rgb + (1.0 - acc[:, None]) * (self.background if bg is None else bg).to(rgb)
 
     def loss(self, out: RenderOutput, rgb_true: Tensor) -> dict[str, Tensor]:
         c = self.config
@@ -474,11 +601,11 @@ class GridMethod(Method):
             rgbper = (out.w_sel * err).sum() / rgb_true.shape[0]
             losses["rgbper"] = rgbper
             total = total + c.rgbper_weight * rgbper
-        if c.entropy_weight > 0:
+        if self.entropy_weight > 0:
             a = out.acc.clamp(1e-6, 1 - 1e-6)
             ent = -(a * torch.log(a) + (1 - a) * torch.log(1 - a)).mean()
             losses["entropy"] = ent
-            total = total + c.entropy_weight * ent
+            total = total + self.entropy_weight * ent
         if isinstance(out, GridOutput) and out.distortion is not None:
             dist = out.distortion.mean()
             losses["distortion"] = dist
@@ -527,7 +654,11 @@ class GridMethod(Method):
             },
             {"params": [self.features], "lr": gl, "eps": 1e-15, "name": "features"},
             {"params": list(self.mlp.parameters()), "lr": lr, "name": "mlp"},
-        ]
+        ] + (
+            []
+            if self.appearance is None
+            else [{"params": list(self.appearance.parameters()), "lr": lr, "name": "appearance"}]
+        )
 
     def target_num_voxels(self, step: int) -> int:
         c = self.config
