@@ -32,6 +32,7 @@ class Rays:
     far: Tensor
     viewdirs: Tensor | None = None
     time: Tensor | None = None
+    camera: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.viewdirs is None:

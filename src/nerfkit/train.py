@@ -42,7 +42,8 @@ class TrainingInterrupted(NerfkitError):
 
 
 class RayBatcher:
-    """Draws random batches of rays (and their true colours) across all images of a split."""
+    """Draws random batches of rays (and their true colours) across all images of a split; each
+    ray carries the index of its image in the split (`Rays.camera`)."""
 
     def __init__(self, split: Split, near: float, far: float, ndc: bool, seed: int) -> None:
         self.split, self.near, self.far, self.ndc = split, near, far, ndc
@@ -68,6 +69,7 @@ class RayBatcher:
         rays = self.split.cameras.rays(
             cam, px.float() + 0.5, py.float() + 0.5, self.near, self.far, ndc=self.ndc, time=times
         )
+        rays.camera = cam  # the image index: per-image appearance
         return rays, self.pixels[idx]
 
 
