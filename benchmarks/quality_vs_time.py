@@ -40,21 +40,55 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
-def evaluate(method: Method, scene_test, views: list[int], meta) -> dict:  # noqa: ANN001
-    """Mean PSNR/SSIM (8-bit) of the given test views and the median render time per view."""
-    psnrs, ssims, times = [], [], []
-    for k in views:
+def region_psnr(pred: torch.Tensor, true: torch.Tensor, mask: torch.Tensor) -> float:
+    """8-bit PSNR of pred vs true [H, W, 3] over the pixels where mask [H, W] is True."""
+    p = (pred.clamp(0, 1) * 255).round() / 255
+    t = (true.clamp(0, 1) * 255).round() / 255
+    mse = ((p - t) ** 2).mean(-1)[mask].mean()
+    return float(-10 * torch.log10(mse.clamp(min=1e-12)))
+
+
+def evaluate(method: Method, scene_test, views: list[int], meta, masks=None) -> dict:  # noqa: ANN001
+    """Mean PSNR/SSIM (8-bit) of the given test views and the median render time per view; with
+    `masks` (one [H, W] bool per view), the mean PSNR inside (`psnr_in`) and outside them."""
+    psnrs, ssims, times, p_in, p_out = [], [], [], [], []
+    for n, k in enumerate(views):
         t0 = time.perf_counter()
         out = method.render_image(scene_test.cameras, k, meta.near, meta.far, ndc=meta.ndc)
         times.append(time.perf_counter() - t0)
         m = image_metrics(out.rgb, scene_test.images[k])
         psnrs.append(m["psnr"])
         ssims.append(m["ssim"])
-    return {
+        if masks is not None:
+            p_in.append(region_psnr(out.rgb, scene_test.images[k], masks[n]))
+            p_out.append(region_psnr(out.rgb, scene_test.images[k], ~masks[n]))
+    res = {
         "psnr": sum(psnrs) / len(psnrs),
         "ssim": sum(ssims) / len(ssims),
         "render_s_median": sorted(times)[len(times) // 2],
     }
+    if masks is not None:
+        res["psnr_in"] = sum(p_in) / len(p_in)
+        res["psnr_out"] = sum(p_out) / len(p_out)
+    return res
+
+
+def view_masks(data: Path, mask_file: str, names: list[str], downscale: int) -> list[torch.Tensor]:
+    """[H, W] bool masks of the named views from data/mask_file ([N, H, W] in the order of the
+    sorted image files in data/images), reduced by `downscale` (majority of each block)."""
+    import numpy as np
+
+    stems = sorted(p.stem for p in (data / "images").iterdir())
+    allm = torch.from_numpy(np.load(data / mask_file)).float()
+    out = []
+    for name in names:
+        m = allm[stems.index(name)]
+        if downscale > 1:
+            h, w = m.shape[0] // downscale, m.shape[1] // downscale
+            m = m[: h * downscale, : w * downscale].reshape(h, downscale, w, downscale)
+            m = m.mean((1, 3))
+        out.append(m > 0.5)
+    return out
 
 
 def main() -> None:
@@ -68,6 +102,12 @@ def main() -> None:
     ap.add_argument("--output", type=Path, default=Path("/tmp/nerfkit_quality_vs_time"))
     ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     ap.add_argument("--note", default="", help="free text recorded with the results")
+    ap.add_argument(
+        "--region-mask",
+        default="",
+        help="file of [N, H, W] bool masks in --data (e.g. env_mask.npy of the unbounded "
+        "procedural scene): also report PSNR inside and outside the mask",
+    )
     args = ap.parse_args()
     configure_allocator()
 
@@ -79,6 +119,10 @@ def main() -> None:
         test_scene = load_scene(args.data, downscale=args.eval_downscale)
     test = test_scene.split("test")
     views = list(range(min(args.test_views, len(test))))
+    masks = None
+    if args.region_mask:
+        names = [test.names[k] for k in views]
+        masks = view_masks(args.data, args.region_mask, names, args.eval_downscale)
     load_s = time.perf_counter() - t_load
     budget = max(args.checkpoints_min)
     cfg = TrainConfig(
@@ -110,7 +154,7 @@ def main() -> None:
         if trainer.elapsed >= 60.0 * pending[0]:
             minutes = pending.pop(0)
             t_eval = time.perf_counter()
-            res = evaluate(trainer.method, test, views, test_scene.meta)
+            res = evaluate(trainer.method, test, views, test_scene.meta, masks)
             rows.append(
                 {
                     "minutes": minutes,
@@ -171,7 +215,9 @@ def main() -> None:
         f"Command: `python benchmarks/quality_vs_time.py --data {args.data} --method {args.method} "
         f"--checkpoints-min {' '.join(f'{m:g}' for m in args.checkpoints_min)} "
         f"--train-downscale {args.train_downscale} --eval-downscale {args.eval_downscale} "
-        f"--test-views {args.test_views}`",
+        f"--test-views {args.test_views}"
+        + (f" --region-mask {args.region_mask}" if args.region_mask else "")
+        + "`",
     ]
     if args.note:
         lines.append(f"Note: {args.note}")
@@ -181,10 +227,16 @@ def main() -> None:
         "render 1 view (s) | peak RSS (GB) |",
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    if masks is not None:
+        lines[-2] = lines[-2].replace(
+            "| SSIM |", f"| SSIM | PSNR in {args.region_mask} | PSNR outside |"
+        )
+        lines[-1] += "---:|---:|"
     for r in rows:
+        region = f"{r['psnr_in']:.2f} | {r['psnr_out']:.2f} | " if masks is not None else ""
         lines.append(
             f"| {r['minutes']:g} | {r['steps']} | {r['samples_per_ray']:.1f} | {r['psnr']:.2f} | "
-            f"{r['ssim']:.4f} | "
+            f"{r['ssim']:.4f} | {region}"
             f"{r['render_s_median']:.2f} | {r['peak_rss_gb']:.2f} |"
         )
     with open(ROOT / "BENCHMARKS.md", "a", encoding="utf-8") as f:

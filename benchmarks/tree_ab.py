@@ -58,16 +58,18 @@ def main() -> None:
     ap.add_argument("mode", choices=["train", "render"])
     ap.add_argument("--data", type=Path, default=ROOT / ".." / "shared/data/nerf_synthetic/lego")
     ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--downscale", type=int, default=1, help="image downscale (flower: 8)")
     ap.add_argument("--views", type=int, default=4, help="first N test views")
     ap.add_argument("--out", type=Path, help="train: where to write the state_dict")
     ap.add_argument("--state", type=Path, help="render: the state_dict to render")
     args = ap.parse_args()
     configure_allocator()
-    scene = load_scene(args.data)
+    scene = load_scene(args.data, downscale=args.downscale)
     test = scene.split("test")
     cfg = TrainConfig(
         data=args.data,
         output=Path("/tmp/nerfkit_tree_ab"),
+        downscale=args.downscale,
         max_steps=args.steps,
         val_every=0,
         ckpt_every=0,
