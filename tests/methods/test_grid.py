@@ -400,7 +400,7 @@ def test_contracted_fused_render_matches_the_reference_path():
 
 
 def test_contracted_training_composites_onto_a_random_background():
-    m = _unbounded_method()
+    m = _unbounded_method(far_wall_init=False)  # nearly empty: the background shows
     rays = _camera_rays(64)
     m.train()
     a, b = m(rays), m(rays)
@@ -411,3 +411,19 @@ def test_contracted_training_composites_onto_a_random_background():
     assert float((out.rgb - 1.0).abs().max()) < 0.05  # evaluation: the scene's background
     loss = m.loss(a, torch.rand(64, 3))
     assert "entropy" not in loss and "distortion" in loss
+
+
+@pytest.mark.parametrize("kernel", ["auto", "torch"])
+def test_contracted_scenes_start_with_an_opaque_backdrop_at_infinity(kernel):
+    rays = _camera_rays(100)
+    with_wall = _unbounded_method(kernel=kernel)
+    with_wall.eval()
+    with torch.no_grad():
+        out = with_wall(rays)
+    # every ray ends on the far wall, beyond 10 inner radii; nothing in front of it yet
+    assert float(out.acc.min()) > 0.99
+    assert float(out.depth.min()) > 10 * float(with_wall.inner_radius)
+    without = _unbounded_method(kernel=kernel, far_wall_init=False)
+    without.eval()
+    with torch.no_grad():
+        assert float(without(rays).acc.max()) < 0.5

@@ -18,6 +18,9 @@ distance along each unit pixel-centre ray to its first surface (file units), and
 bool [N, H, W], True where that surface is the environment (`environment_mask`), so a benchmark
 can report the object region's and the background's PSNR apart. `nerfkit_scene.json` records the
 parameters (atomic writing and caching: `nerfkit.data.synthetic.install_scene`).
+
+`unbounded_video_frames` renders a phone-like video of the scene instead (a smooth walk around
+the objects, `unbounded_video_poses`), for `nerfkit process VIDEO`.
 """
 
 from __future__ import annotations
@@ -127,7 +130,11 @@ def unbounded_video_poses(n_frames: int, seed: int = 0) -> Tensor:
 
 
 def unbounded_video_frames(
-    n_frames: int, size: tuple[int, int], seed: int = 0, supersample: int = 2
+    n_frames: int,
+    size: tuple[int, int],
+    seed: int = 0,
+    supersample: int = 2,
+    detail: float = 0.0,
 ) -> list[np.ndarray]:
     """The frames of a phone-like walk-around video of the scene (`unbounded_video_poses`).
 
@@ -135,21 +142,39 @@ def unbounded_video_frames(
         n_frames: number of frames. size: (width, height) in pixels; the field of view is the
             photos' (60 degrees wide). seed: the walk's start and drift. supersample: each
             pixel averages supersample^2 rays (a camera's anti-aliasing).
+        detail: strength in [0, 1] of `nerfkit.data.synthetic.detail_texture` on the surfaces
+            around the objects (not on the environment, where its fine blobs would be pixel
+            noise). 0: the photos' plain surfaces, on which structure-from-motion finds too few
+            matches to chain the frames (the checkers repeat, the environment is too far to
+            triangulate); about 0.7: textured like real surfaces, so `nerfkit process` places
+            every frame.
     Returns:
         `n_frames` uint8 arrays [height, width, 3] (RGB, opaque: every ray hits something).
     """
+    w, h = size
+    s = int(supersample)
+    fine = (w * s, h * s)  # one ray per sub-pixel, averaged below
     frames = []
     for c2w in unbounded_video_poses(n_frames, seed):
-        rgba, _ = _render_view(c2w, size, supersample)
-        frames.append(to_uint8(rgba[..., :3]))
+        rgba, depth = _render_view(c2w, fine, detail=detail)
+        if detail > 0:
+            sky, _ = _render_view(c2w, fine, objects=(ENVIRONMENT,))
+            rgba = torch.where(environment_mask(depth)[..., None], sky, rgba)
+        frames.append(to_uint8(rgba[..., :3].reshape(h, s, w, s, 3).mean((1, 3))))
     return frames
 
 
-def _render_view(c2w: Tensor, size: Sequence[int], supersample: int) -> tuple[Tensor, Tensor]:
-    """One exact view of the scene, 60 degrees wide: rgba [H, W, 4] and depth [H, W] float32
-    (`nerfkit.data.synthetic.render_ground_truth`) from c2w [4, 4] at size (W, H)."""
+def _render_view(
+    c2w: Tensor,
+    size: Sequence[int],
+    supersample: int = 1,
+    detail: float = 0.0,
+    objects: tuple[Shape, ...] = UNBOUNDED_OBJECTS,
+) -> tuple[Tensor, Tensor]:
+    """One exact view of the scene, 60 degrees wide, from c2w [4, 4] at size (W, H): rgba
+    [H, W, 4] and depth [H, W] float32 (`nerfkit.data.synthetic.render_ground_truth`)."""
     w, h = size
-    return render_ground_truth(c2w, w, h, forward_focal(w), supersample, objects=UNBOUNDED_OBJECTS)
+    return render_ground_truth(c2w, w, h, forward_focal(w), supersample, detail, objects)
 
 
 def generate_unbounded_scene(

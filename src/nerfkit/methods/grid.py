@@ -35,8 +35,11 @@ point the cameras look at keeps full resolution and everything beyond it, out to
 squeezed into a shell around it, so a far background is modelled instead of clipped. Samples
 are equally spaced in contracted length (in t they grow like the squared distance far away,
 i.e. uniform in disparity), density is per unit of contracted length (world length inside the
-cube), rays run out to 1000 inner radii (no far wall), and training composites onto a random
-background colour so that every ray learns to end on something.
+cube), rays run out to 1000 inner radii (no far plane), and training composites onto a random
+background colour so that every ray learns to end on something. The grid's outermost layer
+(infinitely far) starts opaque (`far_wall_init`): distant content is then learned as colour on
+that backdrop; without it the sky was learned as haze in front of the objects (held-out PSNR
+17.8 -> 23.7 dB on the procedural unbounded scene at equal steps, BENCHMARKS.md).
 
 Training: the grids start at `num_voxels_final / 2**len(upsample_steps)` voxels and double in
 count at each of `upsample_steps` (the trainer rebuilds the optimiser when `step_callback`
@@ -181,6 +184,12 @@ class GridConfig:
     ndc_uniform_init: bool = True
     """NDC scenes: start with a density under which each ray is equally likely to stop at every
     depth (DVGO's forward-facing start), instead of nearly empty space."""
+    far_wall_init: bool = True
+    """Contracted scenes: start with the outermost layer of the grid (beyond ~10 inner radii,
+    i.e. at infinity) opaque, a backdrop on which distant content (sky, far walls) is learned
+    as colour; without it, rays that see distant content become opaque wherever the gradient is
+    largest, nearest the camera, and the far environment is learned as haze in front of the
+    scene."""
     max_samples_per_ray: int = 2048
     """Safety cap on samples per ray."""
     kernel: Literal["auto", "torch"] = "auto"
@@ -299,6 +308,8 @@ class GridMethod(Method):
         self.density = nn.Parameter(torch.zeros(*shape, 1))
         if meta.ndc and c.ndc_uniform_init:
             self.density.data.copy_(self._uniform_depth_density(shape))
+        if self.contracted and c.far_wall_init:
+            self._make_far_wall(self.density.data)
         self.features = nn.Parameter(torch.zeros(*shape, c.feature_dim))
         self.register_buffer("occupancy", torch.ones(shape, dtype=torch.bool))
         self.register_buffer("box_fitted", torch.tensor(self.contracted))  # no fit: all space
@@ -354,6 +365,16 @@ class GridMethod(Method):
         y = (sigma / self.sigma_scale).double()
         raw = (y + torch.log(-torch.expm1(-y))).float() - self.shift
         return raw.view(1, 1, z, 1).expand(shape[0], shape[1], z, 1).clone()
+
+    def _make_far_wall(self, density: Tensor) -> None:
+        """Set the raw density [X, Y, Z, 1] of the grid's outermost vertex layer (the face of
+        the contracted cube: infinitely far) to an opacity of 1 - exp(-10) per sample."""
+        sigma = 10.0 / (self.config.step_ratio * self.step_unit)
+        y = torch.tensor(sigma / self.sigma_scale, dtype=torch.float64)
+        raw = float(y + torch.log(-torch.expm1(-y))) - self.shift  # softplus^-1 - shift
+        density[0], density[-1] = raw, raw
+        density[:, 0], density[:, -1] = raw, raw
+        density[:, :, 0], density[:, :, -1] = raw, raw
 
     def to_grid(self, pts: Tensor) -> Tensor:
         """World points [P, 3] -> continuous vertex coordinates [P, 3]."""
