@@ -35,16 +35,9 @@ struct Marcher {
     float n = std::ceil((t1[r] - t0[r]) / st[r]);
     return (int64_t)std::min(std::max(n, 0.0f), (float)max_samples);
   }
-  // Vertex coordinates c of the world point p (contracted first with `contract`); false where
-  // the mask says the nearest vertex is empty.
-  bool lookup(const float* p, float* c) const {
-    float q[3] = {p[0], p[1], p[2]};
-    if (contract) {
-      float y[3], n = 0.0f;
-      for (int a = 0; a < 3; ++a) { y[a] = (p[a] - cen[a]) / rad; n = std::max(n, std::fabs(y[a])); }
-      const float s = n <= 1.0f ? 1.0f : (1.0f + bgl - bgl / n) / n;
-      for (int a = 0; a < 3; ++a) q[a] = cen[a] + rad * (y[a] * s);
-    }
+  // Vertex coordinates c of the point q (already contracted with `contract`); false where the
+  // mask says the nearest vertex is empty.
+  bool vertex(const float* q, float* c) const {
     const int64_t dims[3] = {X, Y, Z};
     int64_t v[3];
     for (int a = 0; a < 3; ++a) {
@@ -54,16 +47,9 @@ struct Marcher {
     }
     return !occ || occ[(v[0] * Y + v[1]) * Z + v[2]];
   }
-  // Candidate k of ray r: its t and vertex coordinates c; false if beyond t_max or unoccupied.
-  bool sample(int64_t r, int64_t k, float& t, float* c) const {
-    t = t0[r] + ((float)k + jt[r]) * st[r];
-    if (!(t < t1[r])) return false;
-    float p[3];
-    for (int a = 0; a < 3; ++a) p[a] = o[3 * r + a] + t * d[3 * r + a];
-    return lookup(p, c);
-  }
-  // Contracted length per unit t along ray r at its point p (`contracted_speed`).
-  float speed(int64_t r, const float* p) const {
+  // `contract` of the world point p of ray r into q, and the contracted length per unit t
+  // along the ray there (`contracted_speed`), from one evaluation of y = (p - c) / r.
+  float contract_point(int64_t r, const float* p, float* q) const {
     const float* dr = d + 3 * r;
     float y[3], n = -1.0f;
     int am = 0;
@@ -71,38 +57,64 @@ struct Marcher {
       y[a] = (p[a] - cen[a]) / rad;
       if (std::fabs(y[a]) > n) { n = std::fabs(y[a]); am = a; }
     }
-    if (n <= 1.0f) return std::sqrt(dr[0] * dr[0] + dr[1] * dr[1] + dr[2] * dr[2]);
+    if (n <= 1.0f) {
+      for (int a = 0; a < 3; ++a) q[a] = p[a];
+      return std::sqrt(dr[0] * dr[0] + dr[1] * dr[1] + dr[2] * dr[2]);
+    }
     const float g = (1.0f + bgl - bgl / n) / n;
     const float gp = (2.0f * bgl / n - (1.0f + bgl)) / (n * n);
     const float dn = (y[am] > 0.0f ? 1.0f : (y[am] < 0.0f ? -1.0f : 0.0f)) * dr[am] / rad;
     float ss = 0.0f;
     for (int a = 0; a < 3; ++a) {
+      q[a] = cen[a] + rad * (y[a] * g);
       const float v = g * (dr[a] / rad) + (gp * dn) * y[a];
       ss += v * v;
     }
     return rad * std::sqrt(ss);
   }
-  // Calls emit(t, c) for each kept sample of ray r in order, until it returns false.
-  template <class F>
-  void walk(int64_t r, F&& emit) const {
-    float t, c[3];
-    if (!contract) {
-      const int64_t nk = candidates(r);
-      for (int64_t k = 0; k < nk; ++k)
-        if (sample(r, k, t, c) && !emit(t, c)) return;
-      return;
-    }
+  // Candidate k of ray r: its t and vertex coordinates c; false if beyond t_max or unoccupied.
+  bool sample(int64_t r, int64_t k, float& t, float* c) const {
+    t = t0[r] + ((float)k + jt[r]) * st[r];
+    if (!(t < t1[r])) return false;
     float p[3];
-    auto at = [&](float tt) {
-      for (int a = 0; a < 3; ++a) p[a] = o[3 * r + a] + tt * d[3 * r + a];
-    };
-    at(t0[r]);
-    t = t0[r] + jt[r] * st[r] / std::max(speed(r, p), 1e-12f);
-    for (int64_t k = 0; k < max_samples && t < t1[r]; ++k) {
-      at(t);
-      if (lookup(p, c) && !emit(t, c)) return;
-      t = t + st[r] / std::max(speed(r, p), 1e-12f);
+    for (int a = 0; a < 3; ++a) p[a] = o[3 * r + a] + t * d[3 * r + a];
+    return vertex(p, c);
+  }
+  // Where a ray's march stands: the next candidate k and, with `contract`, its t.
+  struct Cursor {
+    int64_t k = 0, nk = 0;
+    float t = 0.0f;
+  };
+  Cursor start(int64_t r) const {
+    Cursor cur;
+    if (!contract) {
+      cur.nk = candidates(r);
+    } else {
+      float p[3], q[3];
+      for (int a = 0; a < 3; ++a) p[a] = o[3 * r + a] + t0[r] * d[3 * r + a];
+      cur.t = t0[r] + jt[r] * st[r] / std::max(contract_point(r, p, q), 1e-12f);
     }
+    return cur;
+  }
+  // The next kept sample of ray r after `cur`: its t and vertex coordinates c; false when the
+  // ray has no more. Linear: candidate k at t_min + (k + jitter) step. Contracted: each sample
+  // `step` of contracted length after the previous one (t += step / speed).
+  bool next(int64_t r, Cursor& cur, float& t, float* c) const {
+    if (!contract) {
+      while (cur.k < cur.nk)
+        if (sample(r, cur.k++, t, c)) return true;
+      return false;
+    }
+    float p[3], q[3];
+    while (cur.k < max_samples && cur.t < t1[r]) {
+      t = cur.t;
+      for (int a = 0; a < 3; ++a) p[a] = o[3 * r + a] + t * d[3 * r + a];
+      const float speed = std::max(contract_point(r, p, q), 1e-12f);
+      cur.t = t + st[r] / speed;
+      ++cur.k;
+      if (vertex(q, c)) return true;
+    }
+    return false;
   }
 };
 
@@ -113,7 +125,9 @@ std::vector<at::Tensor> march(const MarchInputs& in) {
   const int64_t R = in.origins.size(0);
   const Marcher m(in);
   auto visit = [&](int64_t r, auto&& emit) {
-    m.walk(r, [&](float t, const float* c) { emit(t, c); return true; });
+    Marcher::Cursor cur = m.start(r);
+    float t, c[3];
+    while (m.next(r, cur, t, c)) emit(t, c);
   };
   auto counts = at::zeros({R}, at::kLong);
   int64_t* cnt = counts.data_ptr<int64_t>();
@@ -185,7 +199,9 @@ std::vector<at::Tensor> march_composite(const MarchInputs& in, const CompositeIn
         double tau_sum = 0.0;
         float a_sum = 0.0f, wt_sum = 0.0f;
         tend[r] = t_max[r];
-        m.walk(r, [&](float t, const float* c) {
+        Marcher::Cursor cur = m.start(r);
+        float t, c[3];
+        while (m.next(r, cur, t, c)) {
           ++b_evals[b];
           corners(c, X, Y, Z, 1, off, w8);
           float raw = 0.0f;
@@ -205,10 +221,9 @@ std::vector<at::Tensor> march_composite(const MarchInputs& in, const CompositeIn
           }
           if (std::exp(-tau_sum) < t_stop) {
             tend[r] = t;
-            return false;
+            break;
           }
-          return true;
-        });
+        }
         acc[r] = a_sum;
         wts[r] = wt_sum;
       }
