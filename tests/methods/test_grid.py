@@ -427,3 +427,39 @@ def test_contracted_scenes_start_with_an_opaque_backdrop_at_infinity(kernel):
     without.eval()
     with torch.no_grad():
         assert float(without(rays).acc.max()) < 0.5
+
+
+def test_total_variation_against_a_loop_over_the_sampled_voxels():
+    m = _small_method()
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        m.density.copy_(torch.randn(m.density.shape, generator=g))
+        m.features.copy_(torch.randn(m.features.shape, generator=g))
+    x, y, z = m.grid_shape
+    torch.manual_seed(11)
+    tv_d, tv_f = m.total_variation(50)
+    torch.manual_seed(11)  # the same voxels, drawn as total_variation draws them
+    i = torch.randint(0, x - 1, (50,))
+    j = torch.randint(0, y - 1, (50,))
+    k = torch.randint(0, z - 1, (50,))
+    ref_d = ref_f = 0.0
+    for a, b, c in zip(i.tolist(), j.tolist(), k.tolist()):
+        for grid, acc in ((m.density, "d"), (m.features, "f")):
+            v = grid[a, b, c]
+            diff = (
+                (grid[a + 1, b, c] - v) ** 2
+                + (grid[a, b + 1, c] - v) ** 2
+                + (grid[a, b, c + 1] - v) ** 2
+            ).mean()
+            if acc == "d":
+                ref_d += float(diff) / 50
+            else:
+                ref_f += float(diff) / 50
+    assert float(tv_d) == pytest.approx(ref_d, rel=1e-5)
+    assert float(tv_f) == pytest.approx(ref_f, rel=1e-5)
+    # a linear field has the same squared differences everywhere: the estimate is exact
+    ax = [torch.arange(s, dtype=torch.float32) for s in (x, y, z)]
+    gx, gy, gz = torch.meshgrid(*ax, indexing="ij")
+    with torch.no_grad():
+        m.density.copy_((0.3 * gx - 0.2 * gy + 0.5 * gz)[..., None])
+    assert float(m.total_variation(20)[0]) == pytest.approx(0.09 + 0.04 + 0.25, rel=1e-5)
