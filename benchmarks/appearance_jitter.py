@@ -66,7 +66,8 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     args = ap.parse_args()
     configure_allocator()
-    data = jittered_copy(args.data, args.work / "scene", args.exposure, args.balance, seed=0)
+    data = args.work / "scene"
+    jittered_copy(args.data, data, args.exposure, args.balance, seed=0)
     scene = load_scene(data)
     test = scene.split("test")
     rows = []
