@@ -260,10 +260,11 @@ class GridMethod(Method):
         c = self.config = config
         self.contracted = bool(meta.unbounded if c.contract is None else c.contract)
         self.contracted = self.contracted and not meta.ndc
-        center, radius = inner_cube(meta.train_c2w, c.inner_scale)
-        self.register_buffer("inner_center", center)
-        self.register_buffer("inner_radius", torch.tensor(radius))
         if self.contracted:  # the grid covers all of space, contracted
+            # (buffers of contracted runs only: bounded runs' checkpoints keep their keys)
+            center, radius = inner_cube(meta.train_c2w, c.inner_scale)
+            self.register_buffer("inner_center", center)
+            self.register_buffer("inner_radius", torch.tensor(radius))
             half = (1.0 + c.bg_len) * radius
             box = torch.stack([center - half, center + half])
         else:
@@ -361,17 +362,14 @@ class GridMethod(Method):
         u = torch.linspace(0.0, 1.0, z)
         depth = float(self.hi[2] - self.lo[2])
         sigma = 1.0 / ((1.0 - u).clamp(min=1.0 / max(z - 1, 1)) * depth)
-        # raw = softplus^-1(sigma / sigma_scale) - shift
-        y = (sigma / self.sigma_scale).double()
-        raw = (y + torch.log(-torch.expm1(-y))).float() - self.shift
+        raw = self.raw_from_sigma(sigma)
         return raw.view(1, 1, z, 1).expand(shape[0], shape[1], z, 1).clone()
 
     def _make_far_wall(self, density: Tensor) -> None:
         """Set the raw density [X, Y, Z, 1] of the grid's outermost vertex layer (the face of
         the contracted cube: infinitely far) to an opacity of 1 - exp(-10) per sample."""
         sigma = 10.0 / (self.config.step_ratio * self.step_unit)
-        y = torch.tensor(sigma / self.sigma_scale, dtype=torch.float64)
-        raw = float(y + torch.log(-torch.expm1(-y))) - self.shift  # softplus^-1 - shift
+        raw = float(self.raw_from_sigma(torch.tensor(sigma)))
         density[0], density[-1] = raw, raw
         density[:, 0], density[:, -1] = raw, raw
         density[:, :, 0], density[:, :, -1] = raw, raw
@@ -391,6 +389,12 @@ class GridMethod(Method):
 
     def sigma_from_raw(self, raw: Tensor) -> Tensor:
         return F.softplus(raw + self.shift) * self.sigma_scale
+
+    def raw_from_sigma(self, sigma: Tensor) -> Tensor:
+        """Inverse of `sigma_from_raw` (softplus^-1(sigma / sigma_scale) - shift, in float64
+        for accuracy near 0), float32, same shape as sigma (> 0)."""
+        y = (sigma / self.sigma_scale).double()
+        return (y + torch.log(-torch.expm1(-y))).float() - self.shift
 
     # -- sampling -----------------------------------------------------------------------------
     def _march_args(self, rays: Rays, perturb: bool) -> tuple[MarchParams, float]:
