@@ -17,7 +17,6 @@ import argparse
 import datetime
 import json
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 from quality_vs_time import evaluate
-from train_speed import cpu_model
+from train_speed import cpu_model, git_commit
 
 from nerfkit.config import TrainConfig
 from nerfkit.data import load_scene
@@ -91,9 +90,7 @@ def main() -> None:
         print(json.dumps(rows[-1]), flush=True)
     if args.no_write:
         return
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
+    commit = git_commit()
     lines = [
         "",
         f"### grid: appearance compensation on jittered photos ({datetime.date.today()}, "

@@ -19,12 +19,11 @@ import argparse
 import datetime
 import json
 import resource
-import subprocess
 import time
 from pathlib import Path
 
 import torch
-from train_speed import cpu_model  # benchmarks/ is on sys.path when a script here runs
+from train_speed import cpu_model, git_commit  # benchmarks/ is on sys.path when a script here runs
 
 from nerfkit.config import TrainConfig
 from nerfkit.data import load_scene
@@ -193,12 +192,7 @@ def main() -> None:
         pass
     if args.no_write:
         return
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-    except OSError:
-        commit = "?"
+    commit = git_commit()
     res = test.cameras.width, test.cameras.height
     meta = test_scene.meta
     bg = "NDC, no background" if meta.ndc else f"background {meta.background}"

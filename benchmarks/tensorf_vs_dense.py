@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from quality_vs_time import evaluate  # the same test-view evaluation (benchmarks/ is on sys.path)
 from torch import Tensor, nn
+from train_speed import git_commit
 
 from nerfkit.config import TrainConfig
 from nerfkit.data import load_scene
@@ -207,9 +207,7 @@ def main() -> None:
         print(json.dumps(rows[-1]), flush=True)
     if args.no_write:
         return
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
+    commit = git_commit()
     t = test_scene.split("test").cameras
     lines = [
         "",
