@@ -60,6 +60,14 @@ class SceneMeta:
     # 4x4 similarity the loader applied to the file's poses (scene = T @ file, scale folded in);
     # empty if the poses were used as stored.
     data_transform: list[list[float]] = field(default_factory=list)
+    # time stamps in [0, 1] of the training images, in split order (dynamic scenes; empty for
+    # static ones): per-frame latent codes are indexed by them
+    train_times: list[float] = field(default_factory=list)
+
+    @property
+    def dynamic(self) -> bool:
+        """The scene changes over time (its training images carry time stamps)."""
+        return len(self.train_times) > 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -81,6 +89,8 @@ class Scene:
         """A Scene whose meta takes its image size, focal and training poses from the train
         split; `meta` gives the remaining SceneMeta fields (near, far, background, ...)."""
         cams = splits["train"].cameras
+        times = splits["train"].times
+        meta.setdefault("train_times", [] if times is None else times.tolist())
         return cls(
             splits,
             SceneMeta(

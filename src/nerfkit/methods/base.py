@@ -48,15 +48,24 @@ class RenderOutput:
     num_samples: Tensor | None = None
     """Scalar: samples the field evaluated for these rays (adaptive samplers; the Trainer logs it
     per ray)."""
+    displacement: Tensor | None = None
+    """[R, 3] dynamic methods: the deformation's offset (canonical minus observed point),
+    composited with the weights (what `nerfkit inspect` draws)."""
+    ambient: Tensor | None = None
+    """[R, m] hyper-space methods: the ambient (slicing-surface) coordinates w, composited with
+    the weights."""
 
 
 @dataclass
 class RenderedImage:
-    """A whole rendered view, on the CPU: rgb [H, W, 3] in [0, 1], depth [H, W], acc [H, W]."""
+    """A whole rendered view, on the CPU: rgb [H, W, 3] in [0, 1], depth [H, W], acc [H, W];
+    for dynamic methods that report them, displacement [H, W, 3] and ambient [H, W, m]."""
 
     rgb: Tensor
     depth: Tensor
     acc: Tensor
+    displacement: Tensor | None = None
+    ambient: Tensor | None = None
 
 
 class Method(torch.nn.Module):
@@ -118,15 +127,22 @@ class Method(torch.nn.Module):
         self.eval()
         rays = cameras.image_rays(k, near, far, ndc=ndc, time=time)
         rgb, depth, acc = [], [], []
+        extra: dict[str, list[Tensor]] = {"displacement": [], "ambient": []}
         for i in range(0, len(rays), self.eval_chunk_rays):
             out = self(rays[i : i + self.eval_chunk_rays].to(self.background.device))
             rgb.append(out.rgb.float().cpu())
             depth.append(out.depth.float().cpu())
             acc.append(out.acc.float().cpu())
+            for name, parts in extra.items():
+                value = getattr(out, name)
+                if value is not None:
+                    parts.append(value.float().cpu())
         self.train(was_training)
         h, w = cameras.height, cameras.width
+        more = {n: torch.cat(p).reshape(h, w, -1) for n, p in extra.items() if p}
         return RenderedImage(
             torch.cat(rgb).reshape(h, w, 3).clamp(0, 1),
             torch.cat(depth).reshape(h, w),
             torch.cat(acc).reshape(h, w),
+            **more,
         )
