@@ -124,6 +124,8 @@ class Trainer:
         meta = scene.meta
         torch.manual_seed(cfg.seed)
         self.method: Method = build_method(cfg, meta).to(self.device)
+        if scene.points is not None:
+            self.method.use_points(scene.points.to(self.device))
         self.build_optimizer()
         train = scene.split("train")
         self.batcher = RayBatcher(train, meta.near, meta.far, meta.ndc, cfg.seed)
@@ -172,7 +174,8 @@ class Trainer:
         split, meta = self.val_split, self.scene.meta
         factor = max(1, math.ceil(max(split.cameras.height, split.cameras.width) / max_size))
         cams = split.cameras.scaled(factor)
-        out = self.method.render_image(cams, 0, meta.near, meta.far, ndc=meta.ndc)
+        time = None if split.times is None else float(split.times[0])
+        out = self.method.render_image(cams, 0, meta.near, meta.far, ndc=meta.ndc, time=time)
         from nerfkit.data.io import downscale_image
 
         true = downscale_image(split.images[0], factor)[: cams.height, : cams.width]

@@ -79,10 +79,15 @@ class SceneMeta:
 
 @dataclass
 class Scene:
-    """A dataset in memory: splits plus the scene-wide facts in `meta`."""
+    """A dataset in memory: splits plus the scene-wide facts in `meta`.
+
+    points: optional [P, 3] points of the static background in the scene frame (the Nerfies
+    layout's points.npy), for methods with a background loss (`Method.use_points`).
+    """
 
     splits: dict[str, Split]
     meta: SceneMeta
+    points: Tensor | None = None
 
     @classmethod
     def from_splits(cls, splits: dict[str, Split], **meta: object) -> Scene:

@@ -103,6 +103,10 @@ class Method(torch.nn.Module):
         rebuilds its optimiser from `param_groups` (fresh Adam moments).
         """
 
+    def use_points(self, points: Tensor) -> None:
+        """Receive the scene's static background points [P, 3] (`Scene.points`) before training;
+        methods with a background loss (Nerfies) keep them, the others ignore them."""
+
     def param_groups(self, lr: float) -> list[dict]:
         """Optimiser parameter groups; override for per-group learning rates."""
         return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
