@@ -9,6 +9,7 @@ from nerfkit.data.blender import is_blender, load_blender
 from nerfkit.data.colmap import is_colmap, load_colmap
 from nerfkit.data.dnerf_npz import is_npz, load_npz
 from nerfkit.data.llff import is_llff, load_llff
+from nerfkit.data.nerfies import is_nerfies, load_nerfies
 from nerfkit.data.scene import Scene
 from nerfkit.data.transforms_json import is_transforms_json, load_transforms_json
 from nerfkit.errors import DataError
@@ -16,6 +17,8 @@ from nerfkit.errors import DataError
 # name -> (detector, loader(root, downscale) -> Scene, what the detector looks for).
 # Detection tries them in this order; the first match wins.
 FORMATS: dict[str, tuple[Callable[[Path], bool], Callable[..., Scene], str]] = {
+    # first: a Nerfies capture may keep its COLMAP model (colmap/sparse/0) beside it
+    "nerfies": (is_nerfies, load_nerfies, "dataset.json + scene.json + camera/"),
     "blender": (is_blender, load_blender, "transforms_train.json"),
     "transforms_json": (is_transforms_json, load_transforms_json, "transforms.json"),
     "llff": (is_llff, load_llff, "poses_bounds.npy"),
