@@ -18,6 +18,8 @@ from nerfkit.methods import METHODS, MethodSpec
 # gives one; see TrainOptions.resolve_defaults.
 TRAIN_DEFAULTS: dict[str, float | int] = {"lr": 5e-4, "lr_final": 5e-5, "batch_rays": 1024}
 DEFAULT_METHOD = "grid"
+DYNAMIC_METHOD = "dgrid"
+AUTO_METHOD = "auto"
 
 
 @dataclass
@@ -30,8 +32,9 @@ class TrainOptions:
     """Run folder: config, checkpoints, logs, validation renders."""
     resume: Path | None = None
     """Continue the run in this folder with its saved config (other flags are ignored)."""
-    method: str = DEFAULT_METHOD
-    """Method name (see `nerfkit methods`)."""
+    method: str = AUTO_METHOD
+    """Method name (see `nerfkit methods`); auto: `dgrid` for dynamic scenes (images with time
+    stamps), else `grid`."""
     format: str | None = None
     """Force a dataset format instead of detecting it."""
     ndc: Literal["auto", "on", "off"] = "auto"
@@ -70,6 +73,13 @@ class TrainOptions:
     def ndc_choice(self) -> bool | None:
         """`--ndc` as `load_scene` takes it: None (the format decides), True or False."""
         return {"auto": None, "on": True, "off": False}[self.ndc]
+
+    def resolve_method(self, dynamic: bool) -> TrainOptions:
+        """Replace --method auto by the default for the scene (dynamic: `dgrid`, else `grid`).
+        Returns self."""
+        if self.method == AUTO_METHOD:
+            self.method = DYNAMIC_METHOD if dynamic else DEFAULT_METHOD
+        return self
 
     def method_spec(self) -> MethodSpec:
         """The registry entry of `method` (NerfkitError naming the known ones if none)."""

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from nerfkit.cameras import Rays
-from nerfkit.config import TrainConfig
+from nerfkit.config import AUTO_METHOD, TrainConfig
 from nerfkit.data import Scene, Split, load_scene
 from nerfkit.errors import NerfkitError
 from nerfkit.media import colorize_depth, to_uint8, write_png
@@ -107,7 +107,8 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, scene: Scene | None = None) -> None:
         self.cfg = cfg
-        cfg.resolve_defaults()
+        if cfg.method != AUTO_METHOD:
+            cfg.method_spec()  # an unknown --method fails before the data is read
         if cfg.max_steps is None and cfg.max_minutes is None:
             cfg.max_steps = DEFAULT_MAX_STEPS
         if cfg.threads:
@@ -120,6 +121,8 @@ class Trainer:
                 cfg.data, format=cfg.format, downscale=cfg.downscale, ndc=cfg.ndc_choice()
             )
         self.scene = scene
+        cfg.resolve_method(scene.meta.dynamic)
+        cfg.resolve_defaults()
         self.run_dir = Path(cfg.output)
         meta = scene.meta
         torch.manual_seed(cfg.seed)

@@ -50,10 +50,11 @@ class RenderOutput:
     per ray)."""
     displacement: Tensor | None = None
     """[R, 3] dynamic methods: the deformation's offset (canonical minus observed point),
-    composited with the weights (what `nerfkit inspect` draws)."""
+    averaged with the compositing weights over what the ray sees (sum w_i dx_i / acc, like
+    depth); what `nerfkit inspect` draws."""
     ambient: Tensor | None = None
-    """[R, m] hyper-space methods: the ambient (slicing-surface) coordinates w, composited with
-    the weights."""
+    """[R, m] hyper-space methods: the ambient (slicing-surface) coordinates w, averaged like
+    `displacement`."""
 
 
 @dataclass

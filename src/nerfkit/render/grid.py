@@ -157,16 +157,20 @@ class _TrilinearFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, grid: Tensor, coords: Tensor) -> Tensor:  # noqa: ANN001
         kern = load_kernel()
-        ctx.save_for_backward(coords)
-        ctx.size = list(grid.shape)
+        ctx.save_for_backward(grid, coords)
         return kern.trilinear_forward(grid, coords)  # type: ignore[union-attr]
 
     @staticmethod
-    def backward(ctx, grad_out: Tensor) -> tuple[Tensor | None, None]:  # noqa: ANN001
-        (coords,) = ctx.saved_tensors
+    def backward(ctx, grad_out: Tensor) -> tuple[Tensor | None, Tensor | None]:  # noqa: ANN001
+        grid, coords = ctx.saved_tensors
         kern = load_kernel()
-        grad = kern.trilinear_backward(grad_out.contiguous(), coords, ctx.size)  # type: ignore
-        return grad, None
+        grad_out = grad_out.contiguous()
+        g_grid = g_coords = None
+        if ctx.needs_input_grad[0]:
+            g_grid = kern.trilinear_backward(grad_out, coords, list(grid.shape))  # type: ignore
+        if ctx.needs_input_grad[1]:  # deformed samples (dgrid): the gradient moves the points
+            g_coords = kern.trilinear_backward_coords(grad_out, grid, coords)  # type: ignore
+        return g_grid, g_coords
 
 
 def trilinear(grid: Tensor, coords: Tensor, kernel: str = "auto") -> Tensor:
@@ -176,7 +180,8 @@ def trilinear(grid: Tensor, coords: Tensor, kernel: str = "auto") -> Tensor:
         grid: [X, Y, Z, C] contiguous; coords: [P, 3] in vertex units.
         kernel: "auto" uses the C++ kernel for CPU float32 when available; "torch" never does.
     Returns:
-        [P, C]
+        [P, C], differentiable with respect to `grid` and `coords` (0 along an axis where a
+        coordinate lies outside the grid and is clamped).
     """
     if kernel == "auto" and _cpu_kernel(grid, coords) is not None:
         return _TrilinearFn.apply(grid.contiguous(), coords.contiguous())

@@ -50,6 +50,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("coords"));
   m.def("trilinear_backward", torch::wrap_pybind_function(trilinear_backward),
         py::arg("grad_out"), py::arg("coords"), py::arg("size"));
+  m.def("trilinear_backward_coords", torch::wrap_pybind_function(trilinear_backward_coords),
+        py::arg("grad_out"), py::arg("grid"), py::arg("coords"));
+  m.def("planes_forward", torch::wrap_pybind_function(planes_forward), py::arg("planes"),
+        py::arg("uv"));
+  m.def("planes_backward", torch::wrap_pybind_function(planes_backward), py::arg("grad_out"),
+        py::arg("planes"), py::arg("uv"), py::arg("need_uv"));
   m.def("march", torch::wrap_pybind_function(march_py), py::arg("params"));
   m.def("march_composite", torch::wrap_pybind_function(march_composite_py), py::arg("params"),
         py::arg("composite"));

@@ -70,3 +70,13 @@ std::vector<at::Tensor> march(const MarchInputs& in);
 // march.cpp: {acc [R], sum of w t [R], ray_indices int64 [S], coords [S, 3], weights [S],
 // number of density evaluations (int64 scalar), t_end [R] where each ray stopped}.
 std::vector<at::Tensor> march_composite(const MarchInputs& in, const CompositeInputs& comp);
+
+// planes.cpp: planes [K, H, W, C], uv [K, P, 2] (texel units: u along W, v along H) -> [K, P, C].
+at::Tensor planes_forward(at::Tensor planes, at::Tensor uv);
+
+// planes.cpp: {d loss / d planes [K, H, W, C], d loss / d uv [K, P, 2] (undefined unless need_uv)}.
+std::vector<at::Tensor> planes_backward(at::Tensor grad_out, at::Tensor planes, at::Tensor uv,
+                                        bool need_uv);
+
+// planes.cpp: d loss / d coords [P, 3] of trilinear_forward(grid, coords) from grad_out [P, C].
+at::Tensor trilinear_backward_coords(at::Tensor grad_out, at::Tensor grid, at::Tensor coords);

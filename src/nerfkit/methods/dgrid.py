@@ -1,0 +1,286 @@
+"""`dgrid`: the fast dynamic method: `grid`'s canonical voxel grids, a space-time deformation
+from factorised planes, and ambient (hyper-space) dimensions for topology change.
+
+A point x seen at time t is mapped to the canonical space by a deformation
+    (dx, w) = head(HexPlane(x, t)),    x' = x + dx,
+where HexPlane(x, t) = [P_xy * P_zt, P_xz * P_yt, P_yz * P_xt] are bilinear features of six
+2-D planes (`nerfkit.render.planes`, after HexPlane / K-Planes) and `head` a small MLP whose last
+layer starts at zero (the deformation starts as the identity). The canonical model is `grid`'s
+(density and feature voxel grids, coarse-to-fine growth, its colour MLP and losses), and with
+m = `ambient_dims` > 0 it is a slice of a higher-dimensional template as in HyperNeRF (Park et
+al. 2021): the ambient coordinates w = tanh(...) in [-1, 1]^m index planes over (x', w_j),
+(y', w_j), (z', w_j) whose features (`ambient_features`) add a residual to the density and the
+features. m = 0 is the deformation-only model (D-NeRF / Nerfies' idea), m > 0 the hyper-space
+model, from one code path: what the ambient dimensions buy is measured by switching them off.
+
+Sampling marches through the grid box in observation space. The occupancy mask is computed in
+observation space as the union over time: the density is evaluated at the vertices of a coarse
+grid (`occ_max_res` a side) at every training time, and a vertex is kept where any time makes it
+occupied (dilated by one vertex). The fused C++ paths of `grid` (inference marching with the
+density grid, early training stops) assume a static density and are not used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from nerfkit.cameras import Rays
+from nerfkit.data.scene import SceneMeta
+from nerfkit.methods.base import RenderOutput
+from nerfkit.methods.grid import GridConfig, GridMethod, GridOutput
+from nerfkit.render.planes import (
+    ambient_features,
+    hexplane_features,
+    plane_smoothness,
+    plane_tv,
+)
+from nerfkit.render.volume import accumulate_packed, distortion_loss_packed, render_weights_packed
+
+
+@dataclass
+class DGridConfig(GridConfig):
+    """Options of `dgrid` (`grid`'s options, plus the deformation and the ambient dimensions)."""
+
+    ambient_dims: int = 2
+    """m: ambient (hyper-space) coordinates per point; 0 = deformation only."""
+    deform_res: int = 64
+    """Texels a side of the deformation's spatial planes (over the scene box)."""
+    deform_time_res: int | None = None
+    """Texels of the space-time planes along time; None: half the training times, 8 to 64."""
+    deform_channels: int = 16
+    """Channels of each deformation plane."""
+    deform_width: int = 64
+    """Hidden width of the deformation head (one hidden layer)."""
+    ambient_res: int = 64
+    """Texels a side of the ambient planes along space (along w: `ambient_w_res`)."""
+    ambient_w_res: int = 16
+    ambient_channels: int = 16
+    deform_start: int = 100
+    """Steps before the deformation is switched on: the canonical grids first learn the
+    time-averaged scene (cheap: no deformation to evaluate), whose union over time is where the
+    occupancy mask lets samples through once it is on."""
+    deform_lr_scale: float = 10.0
+    """Learning rate of the deformation and ambient planes = this x the trainer's --lr."""
+    plane_tv_weight: float = 1e-4
+    """Total variation of the deformation and ambient planes."""
+    time_smooth_weight: float = 1e-3
+    """Second differences along time of the space-time planes (K-Planes' time smoothness)."""
+    occ_max_res: int = 48
+    """Vertices a side (at most) of the observation-space occupancy grid."""
+    occ_max_times: int = 64
+    """Times the occupancy union is evaluated at (the training times, thinned to this many)."""
+
+
+@dataclass
+class DGridOutput(GridOutput):
+    """`GridOutput` plus the deformation's regularisation inputs (training only)."""
+
+
+class DynamicGridMethod(GridMethod):
+    """Deformation + ambient planes in front of `grid`'s canonical model (module docstring)."""
+
+    train_defaults = {"lr": 1e-3, "lr_final": 1e-4, "batch_rays": 4096}
+
+    def __init__(self, config: DGridConfig, meta: SceneMeta) -> None:
+        super().__init__(config, meta)
+        c = self.config = config
+        times = sorted(set(meta.train_times)) or [0.0]
+        self.register_buffer("occ_times", _thin(torch.tensor(times), c.occ_max_times))
+        t_res = c.deform_time_res or int(min(64, max(8, len(times) // 2)))
+        ch = c.deform_channels
+        # K-Planes' start: spatial planes uniform in [0.1, 0.5], space-time planes one
+        self.space_planes = nn.Parameter(torch.empty(3, c.deform_res, c.deform_res, ch))
+        nn.init.uniform_(self.space_planes, 0.1, 0.5)
+        self.time_planes = nn.Parameter(torch.ones(3, t_res, c.deform_res, ch))
+        m = c.ambient_dims
+        self.deform_head = nn.Sequential(
+            nn.Linear(3 * ch, c.deform_width),
+            nn.ReLU(inplace=True),
+            nn.Linear(c.deform_width, 3 + m),
+        )
+        nn.init.zeros_(self.deform_head[-1].weight)
+        nn.init.zeros_(self.deform_head[-1].bias)
+        if m > 0:
+            ca = c.ambient_channels
+            self.ambient_planes = nn.Parameter(
+                torch.empty(3 * m, c.ambient_w_res, c.ambient_res, ca)
+            )
+            nn.init.uniform_(self.ambient_planes, 0.1, 0.5)
+            self.ambient_out = nn.Linear(ca, 1 + c.feature_dim)
+            nn.init.zeros_(self.ambient_out.weight)
+            nn.init.zeros_(self.ambient_out.bias)
+        else:
+            self.ambient_planes = None
+            self.ambient_out = None
+        self.register_buffer("deform_on", torch.tensor(c.deform_start <= 0))
+        # the fused static paths do not apply (module docstring)
+        self.train_stop = 0.0
+
+    # -- the field ----------------------------------------------------------------------------
+    def _normalised(self, pts: Tensor) -> Tensor:
+        """World points [P, 3] -> [-1, 1] over the (fixed) scene box."""
+        return (pts - self.scene_lo) / (self.scene_hi - self.scene_lo) * 2 - 1
+
+    def deform(self, pts: Tensor, time: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Offset dx [P, 3] (canonical minus observed point) and ambient coordinates w [P, m]
+        (None for m = 0) of world points pts [P, 3] at times [P] in [0, 1]; zeros before
+        `deform_start`."""
+        if not bool(self.deform_on):
+            m = self.config.ambient_dims
+            return torch.zeros_like(pts), (pts.new_zeros(pts.shape[0], m) if m else None)
+        xyzt = torch.cat([self._normalised(pts), time[:, None] * 2 - 1], -1)
+        out = self.deform_head(hexplane_features(self.space_planes, self.time_planes, xyzt))
+        w = torch.tanh(out[:, 3:]) if self.ambient_planes is not None else None
+        return out[:, :3], w
+
+    def _ambient_residual(self, xc: Tensor, w: Tensor | None) -> Tensor | None:
+        """[P, 1 + feature_dim] template residual at canonical points xc [P, 3] and ambient
+        coordinates w [P, m] (None without ambient dimensions)."""
+        if w is None or self.ambient_planes is None:
+            return None
+        feats = ambient_features(self.ambient_planes, self._normalised(xc), w)
+        return self.ambient_out(feats)
+
+    def _canonical_coords(self, xc: Tensor) -> Tensor:
+        size = torch.tensor(self.grid_shape, dtype=xc.dtype, device=xc.device) - 1
+        return self.to_grid(xc).clamp(min=0).minimum(size)
+
+    def field_density(self, pts: Tensor, time: Tensor) -> Tensor:
+        """Density sigma [P] at world points [P, 3] and times [P] (no colour)."""
+        dx, w = self.deform(pts, time)
+        xc = pts + dx
+        raw = self.density_at(self._canonical_coords(xc))
+        res = self._ambient_residual(xc, w)
+        if res is not None:
+            raw = raw + res[:, 0]
+        return self.sigma_from_raw(raw)
+
+    # -- rendering ----------------------------------------------------------------------------
+    def forward(self, rays: Rays) -> RenderOutput:
+        c = self.config
+        r = len(rays)
+        s = self.sample_rays(rays, perturb=self.training)
+        ray_idx, t = s["ray_indices"], s["t"]
+        pts = rays.origins[ray_idx] + t[:, None] * rays.directions[ray_idx]
+        time = rays.time[ray_idx] if rays.time is not None else torch.zeros_like(t)
+        dx, w = self.deform(pts, time)
+        xc = pts + dx
+        coords = self._canonical_coords(xc)
+        raw = self.density_at(coords)
+        res = self._ambient_residual(xc, w)
+        if res is not None:
+            raw = raw + res[:, 0]
+        sigma = self.sigma_from_raw(raw)
+        weights, _, _ = render_weights_packed(sigma, s["deltas"], ray_idx)
+        acc = accumulate_packed(weights, ray_idx, r)
+        thr = c.weight_threshold if bool(self.mlp_on) else 0.0
+        sel = (weights.detach() > thr).nonzero().squeeze(-1)
+        w_sel, idx_sel = weights[sel], ray_idx[sel]
+        feat = self.features_at(coords[sel])
+        if res is not None:
+            feat = feat + res[sel, 1:]
+        vd_ray = self._view_encoding(rays)
+        vd = None if vd_ray is None else vd_ray[idx_sel]
+        rgb_s = self._colour(feat, vd)
+        bg = torch.rand(r, 3, device=acc.device) if self.training and self.contracted else None
+        rgb = self._composite(rgb_s, w_sel, idx_sel, acc, bg, rays.camera)
+        depth = accumulate_packed(weights * t, ray_idx, r) / acc.clamp(min=1e-10)
+        out = DGridOutput(
+            rgb,
+            depth,
+            acc,
+            num_samples=torch.tensor(float(t.shape[0])),
+            num_colour_samples=torch.tensor(float(sel.shape[0])),
+        )
+        if self.training:
+            out.w_sel, out.idx_sel, out.rgb_sel = w_sel, idx_sel, rgb_s
+            if self.distortion_weight > 0:
+                s_norm, s_len = self._distortion_coords(rays, s)
+                out.distortion = distortion_loss_packed(weights, s_norm, s_len, ray_idx, r)
+            if not bool(self.box_fitted):
+                self._record_surfaces(rays, depth.detach(), acc.detach())
+        else:
+            # averages over what each ray sees (like depth: divided by the opacity)
+            wd = weights.detach()[:, None] / acc.detach()[ray_idx, None].clamp(min=1e-10)
+            out.displacement = accumulate_packed(wd * dx.detach(), ray_idx, r)
+            if w is not None:
+                out.ambient = accumulate_packed(wd * w.detach(), ray_idx, r)
+        return out
+
+    def loss(self, out: RenderOutput, rgb_true: Tensor) -> dict[str, Tensor]:
+        losses = super().loss(out, rgb_true)
+        c = self.config
+        total = losses["loss"]
+        if c.plane_tv_weight > 0:
+            tv = plane_tv(self.space_planes) + plane_tv(self.time_planes)
+            if self.ambient_planes is not None:
+                tv = tv + plane_tv(self.ambient_planes)
+            losses["plane_tv"] = tv
+            total = total + c.plane_tv_weight * tv
+        if c.time_smooth_weight > 0:
+            ts = plane_smoothness(self.time_planes, axis=1)
+            losses["time_smooth"] = ts
+            total = total + c.time_smooth_weight * ts
+        losses["loss"] = total
+        return losses
+
+    # -- training schedule --------------------------------------------------------------------
+    def param_groups(self, lr: float) -> list[dict]:
+        groups = super().param_groups(lr)
+        pl = lr * self.config.deform_lr_scale
+        planes = [self.space_planes, self.time_planes]
+        heads = list(self.deform_head.parameters())
+        if self.ambient_planes is not None:
+            planes.append(self.ambient_planes)
+            heads += list(self.ambient_out.parameters())
+        return groups + [
+            {"params": planes, "lr": pl, "name": "planes"},
+            {"params": heads, "lr": lr, "name": "deform_mlp"},
+        ]
+
+    @torch.no_grad()
+    def step_callback(self, step: int) -> bool:
+        if step >= self.config.deform_start:
+            self.deform_on.fill_(True)
+        return super().step_callback(step)
+
+    @torch.no_grad()
+    def update_occupancy(self, threshold: float) -> None:
+        """Observation-space occupancy: vertices of a grid of at most `occ_max_res` a side over
+        the grid box where the sample opacity exceeds `threshold` at any of `occ_times`, dilated
+        by one vertex."""
+        c = self.config
+        scale = min(1.0, c.occ_max_res / max(self.grid_shape))
+        shape = tuple(max(2, round(n * scale)) for n in self.grid_shape)
+        axes = [torch.linspace(float(self.lo[k]), float(self.hi[k]), shape[k]) for k in range(3)]
+        pts = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3).to(self.lo)
+        delta = c.step_ratio * self.step_unit
+        sigma_max = torch.zeros(pts.shape[0], device=pts.device)
+        chunk = 1 << 17
+        for tv in self.occ_times.tolist():
+            for i in range(0, pts.shape[0], chunk):
+                p = pts[i : i + chunk]
+                sig = self.field_density(p, torch.full_like(p[:, 0], tv))
+                sigma_max[i : i + chunk] = torch.maximum(sigma_max[i : i + chunk], sig)
+        alpha = 1.0 - torch.exp(-sigma_max * delta)
+        occ = (alpha > threshold).float().reshape(1, 1, *shape)
+        self.occupancy = F.max_pool3d(occ, kernel_size=3, stride=1, padding=1)[0, 0] > 0
+        self.use_mask = True
+
+    @property
+    def eval_chunk_rays(self) -> int:  # type: ignore[override]
+        """Rays per forward call when rendering whole images (every sample is deformed, so a
+        smaller chunk than `grid`'s bounds memory)."""
+        return min(self.config.eval_chunk, 8192)
+
+
+def _thin(times: Tensor, most: int) -> Tensor:
+    """At most `most` of the sorted times [N] (evenly chosen, first and last kept)."""
+    if times.shape[0] <= most:
+        return times
+    idx = torch.linspace(0, times.shape[0] - 1, most).round().long()
+    return times[idx]

@@ -1,0 +1,352 @@
+"""Nerfies (Park et al. 2021, "Nerfies: Deformable Neural Radiance Fields"): per-frame latent
+codes drive an SE(3) warp field from the observation frame into a template NeRF, with
+coarse-to-fine annealing of the warp's positional encoding and elastic and background
+regularisers.
+
+Followed from google/nerfies (final release, commit a6f604e), defaults = the paper's
+quantitative configuration `configs/gpu_vrig_paper.gin`:
+- `nerfies/warping.py` `SE3Field`: a trunk MLP (6 x 128 ReLU, the input concatenated again
+  *before* the 5th layer, `skips=(4,)`, Xavier-uniform weights, zero biases) on
+  cat(windowed gamma(x), warp code); linear heads to w [3] and v [3] initialised
+  U[0, 1e-4) with zero biases, so the warp starts within a few 1e-3 of the identity;
+  theta = |w|, x' = exp_se3((w, v) / theta, theta) x (`render.warp.screw_warp`). The
+  points' encoding keeps the identity (`use_identity_map=True`), L = 6 (num_warp_freqs).
+- `nerfies/modules.py` `AnnealedSinusoidalEncoder`: the cosine window; `TrainConfig.
+  warp_alpha_schedule` = ANNEALED_WARP_ALPHA_SCHED, linear 0 -> 6 over 80000 steps.
+- `nerfies/models.py` `NerfModel`: warp codes (GLO, 8-d, U[0, 0.05)); the same warp for the
+  coarse and the fine samples; separate coarse and fine template MLPs (`modules.NerfMLP`:
+  8 x 256, skip before the 5th layer, i.e. nerfkit's `skip=3`; density from the trunk; a
+  256-wide bottleneck + the encoded view direction -> 128 -> RGB: nerfkit's `NeRFMLP`);
+  gamma(x') with L = 8 plus identity, view directions L = 4 plus identity; softplus density
+  (defaults.gin), sigmoid colour; 128 coarse + 128 fine samples, the fine network on the
+  union of both; the last interval infinite (use_sample_at_infinity).
+- `nerfies/training.py` `train_step`: loss = MSE(fine) + MSE(coarse) + elastic (coarse pass
+  only) + background. Elastic: `compute_elastic_loss` 'log_svals' (log singular values of the
+  warp Jacobian, Geman-McClure scale 0.03), weighted by the coarse weights (stopped
+  gradients, `elastic_reduce_method='weight'`), summed over samples, averaged over rays,
+  weight 0.001 (gpu_vrig_paper.gin; `warp_defaults.gin` uses 0.01 decaying after 50k steps).
+  Background (`compute_background_loss`): a batch of 16384 static points with N(0, 0.001)
+  noise, each warped with a random training frame's code, Geman-McClure (scale 0.001) of the
+  squared displacement, mean, weight 1.0; only when the scene has `points.npy`.
+- Learning rate 1e-3 -> 1e-4 exponential over the run (DEFAULT_LR_SCHEDULE); the release's
+  batch is 6144 rays over 8 GPUs, nerfkit's default 1024 (`--batch-rays 6144` for the paper's).
+
+Differences from the paper, and what is done about them:
+- Appearance code: the paper feeds a per-frame appearance code psi into the colour branch.
+  The final release's vrig configuration has no appearance code (`use_appearance_metadata =
+  False`; `warp_defaults.gin` turns it on, but the final `get_condition_inputs` appends it to
+  the colour branch only `if self.use_alpha_condition` -- a typo that leaves it unused; the
+  first release fed it to the colour branch). Default: none, as released;
+  `--nerfies.appearance-dims 8` is the paper's psi (8-d, by time like the warp codes).
+- Camera code: gpu_vrig_paper.gin feeds a 2-d per-rig-camera code into the colour branch
+  (`use_camera_metadata`). nerfkit's Scene carries no camera ids, so this is not implemented.
+- The release's template MLPs use Glorot-uniform weights; nerfkit's NeRFMLP keeps PyTorch's
+  default initialisation. The warp field's initialisation is the release's (it is what makes
+  the warp start at the identity).
+- The release computes the opacity `acc` without the sample at infinity; nerfkit's `acc`
+  includes it (colours are identical).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from nerfkit.cameras import Rays
+from nerfkit.data.scene import SceneMeta
+from nerfkit.methods.base import RaySamples, RenderOutput
+from nerfkit.methods.latent_codes import LatentCodes
+from nerfkit.methods.nerf import NeRF, NeRFConfig, NeRFMLP
+from nerfkit.render import warp as W
+from nerfkit.render.encoding import encoded_dim, positional_encoding
+from nerfkit.render.volume import composite, render_along_rays, sample_deltas
+
+Init = Callable[[Tensor], object]
+
+
+@dataclass
+class NerfiesConfig(NeRFConfig):
+    """Nerfies as released (configs/gpu_vrig_paper.gin); defaults are that configuration."""
+
+    pos_freqs: int = 8
+    """L for the template's warped positions (num_nerf_point_freqs)."""
+    skip: int = 3
+    """The template's input is concatenated again after this layer (the release's skips=(4,)
+    concatenates before the fifth layer, i.e. after the fourth: index 3)."""
+    density_activation: Literal["relu", "softplus"] = "softplus"
+    n_coarse: int = 128
+    n_fine: int = 128
+    warp_freqs: int = 6
+    """L of the warp field's positional encoding (num_warp_freqs)."""
+    warp_alpha_steps: int = 80000
+    """Steps over which the warp encoding's window opens from 0 to warp_freqs bands."""
+    warp_include_input: bool = True
+    """The warp field also sees x itself (use_identity_map)."""
+    warp_code_dims: int = 8
+    """Dimensions of the per-frame warp code (num_warp_features)."""
+    warp_width: int = 128
+    warp_depth: int = 6
+    warp_skip: int = 4
+    """The warp trunk's input is concatenated again before this layer (release: (4,))."""
+    appearance_dims: int = 0
+    """Per-frame appearance code into the colour branch (0: none, as in the final release's
+    vrig config; the paper's psi: 8)."""
+    elastic_weight: float = 1e-3
+    """Weight of the elastic loss (0 = off; gpu_vrig_paper.gin: 0.001)."""
+    background_weight: float = 1.0
+    """Weight of the background loss (used when the scene has static points)."""
+    background_batch: int = 16384
+    """Static points per step for the background loss."""
+    background_noise: float = 1e-3
+    """Std of the noise added to the static points."""
+
+
+def xavier_uniform(weight: Tensor) -> object:
+    return nn.init.xavier_uniform_(weight)
+
+
+class SkipMLP(nn.Module):
+    """The releases' `modules.MLP`: `depth` ReLU layers of `width`, the network's input
+    concatenated again before each layer listed in `skips`, then (if out_dim > 0) a linear
+    output layer. Weights from the given initialisers, biases zero."""
+
+    def __init__(
+        self,
+        in_dim: int,
+        depth: int,
+        width: int,
+        skips: Sequence[int] = (),
+        out_dim: int = 0,
+        hidden_init: Init = xavier_uniform,
+        out_init: Init = xavier_uniform,
+    ) -> None:
+        super().__init__()
+        self.skips = tuple(skips)
+        layers, prev = [], in_dim
+        for i in range(depth):
+            layers.append(nn.Linear(prev + (in_dim if i in self.skips else 0), width))
+            prev = width
+        self.layers = nn.ModuleList(layers)
+        self.out = nn.Linear(prev, out_dim) if out_dim > 0 else None
+        for lin in self.layers:
+            hidden_init(lin.weight)
+            nn.init.zeros_(lin.bias)
+        if self.out is not None:
+            out_init(self.out.weight)
+            nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """[..., in_dim] -> [..., width or out_dim]"""
+        inputs = x
+        for i, layer in enumerate(self.layers):
+            if i in self.skips:
+                x = torch.cat([x, inputs], dim=-1)
+            x = F.relu(layer(x))
+        return x if self.out is None else self.out(x)
+
+
+class SE3Field(nn.Module):
+    """The released SE(3) warp field: (x [..., 3], code [..., C]) -> x' [..., 3]."""
+
+    def __init__(
+        self,
+        code_dims: int,
+        num_freqs: int = 8,
+        include_input: bool = True,
+        width: int = 128,
+        depth: int = 6,
+        skips: Sequence[int] = (4,),
+    ) -> None:
+        super().__init__()
+        self.num_freqs, self.include_input = num_freqs, include_input
+        in_dim = encoded_dim(3, num_freqs, include_input) + code_dims
+        self.trunk = SkipMLP(in_dim, depth, width, skips)
+        self.w_head, self.v_head = nn.Linear(width, 3), nn.Linear(width, 3)
+        for head in (self.w_head, self.v_head):
+            nn.init.uniform_(head.weight, 0.0, 1e-4)
+            nn.init.zeros_(head.bias)
+
+    def forward(self, points: Tensor, codes: Tensor, alpha: float | None) -> Tensor:
+        """Warp points [..., 3] with their codes [..., C]; alpha: the encoding's window."""
+        feat = W.windowed_positional_encoding(points, self.num_freqs, alpha, self.include_input)
+        h = self.trunk(torch.cat([feat, codes], dim=-1))
+        return W.screw_warp(self.w_head(h), self.v_head(h), points)
+
+    def with_jacobian(
+        self, points: Tensor, codes: Tensor, alpha: float | None
+    ) -> tuple[Tensor, Tensor]:
+        """Warped points [N, 3] and the warp's Jacobian d x' / d x [N, 3, 3] (forward-mode,
+        as the release's jax.jacfwd), differentiable w.r.t. the field's parameters.
+
+        Args:
+            points: [N, 3]; codes: [N, C].
+        """
+
+        def one(p: Tensor, code: Tensor) -> tuple[Tensor, Tensor]:
+            out = self(p[None], code[None], alpha)[0]
+            return out, out
+
+        jac, warped = torch.func.vmap(torch.func.jacfwd(one, has_aux=True))(points, codes)
+        return warped, jac
+
+
+@dataclass
+class WarpedOutput(RenderOutput):
+    """RenderOutput plus what the loss of the warp methods reads."""
+
+    elastic: Tensor | None = None
+    """[R, S] per-sample elastic loss (coarse training pass with the elastic loss on)."""
+
+
+class Nerfies(NeRF):
+    """Nerfies: SE(3) warp field + template NeRF, coarse + fine (module docstring)."""
+
+    train_defaults = {"lr": 1e-3, "lr_final": 1e-4, "batch_rays": 1024}
+
+    def __init__(self, config: NerfiesConfig, meta: SceneMeta) -> None:
+        super().__init__(config, meta)
+        c = self.config = config
+        self.warp_codes = LatentCodes(meta.train_times, c.warp_code_dims)
+        self.warp = SE3Field(
+            c.warp_code_dims,
+            c.warp_freqs,
+            c.warp_include_input,
+            c.warp_width,
+            c.warp_depth,
+            (c.warp_skip,),
+        )
+        self.appearance = (
+            LatentCodes(meta.train_times, c.appearance_dims) if c.appearance_dims > 0 else None
+        )
+        self.cond_dims = (encoded_dim(3, c.dir_freqs) if c.use_viewdirs else 0) + max(
+            c.appearance_dims, 0
+        )
+        self.build_templates(self.template_dims())
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        self.points: Tensor | None = None
+
+    # -- construction -----------------------------------------------------------------------
+    def template_dims(self) -> int:
+        """Width of the template's point input."""
+        return encoded_dim(3, self.config.pos_freqs)
+
+    def build_templates(self, in_pos: int) -> None:
+        """(Re)build the coarse and fine template MLPs for `in_pos` point features and the
+        condition (view direction, appearance code)."""
+        c = self.config
+        self.in_pos = in_pos
+
+        def mlp() -> NeRFMLP:
+            return NeRFMLP(in_pos, self.cond_dims, c.width, c.depth, c.skip, self.cond_dims > 0)
+
+        self.coarse = mlp()
+        self.fine = mlp() if c.n_fine > 0 else None
+
+    # -- schedules and training hooks -------------------------------------------------------
+    def step_callback(self, step: int) -> None:
+        self.step.fill_(step)
+
+    def use_points(self, points: Tensor) -> None:
+        self.points = points.float()
+
+    @property
+    def warp_alpha(self) -> float:
+        c = self.config
+        return W.warp_alpha(int(self.step), c.warp_freqs, c.warp_alpha_steps)
+
+    # -- the field --------------------------------------------------------------------------
+    def template_features(
+        self, points: Tensor, warped: Tensor, codes: Tensor, rays: Rays
+    ) -> tuple[Tensor, Tensor | None]:
+        """The template's point features [R, S, Cx] and ambient coordinates ([R, S, m] or None)
+        of samples `points` [R, S, 3] warped to `warped` [R, S, 3] with warp codes [R, C]."""
+        return positional_encoding(warped, self.config.pos_freqs), None
+
+    def condition(self, rays: Rays) -> Tensor | None:
+        """The colour branch's per-ray condition [R, Cd]: encoded view direction (and the
+        appearance code)."""
+        c = self.config
+        parts = []
+        if c.use_viewdirs:
+            parts.append(positional_encoding(rays.viewdirs, c.dir_freqs))
+        if self.appearance is not None:
+            parts.append(self.appearance(rays.time, len(rays)))
+        return torch.cat(parts, dim=-1) if parts else None
+
+    def render_samples(self, net: NeRFMLP, rays: Rays, t: Tensor) -> WarpedOutput:  # type: ignore[override]
+        """Volume-render rays with samples at distances t [R, S] through template `net`:
+        warp the samples, query the template there. Fills `displacement` (x' - x, averaged with
+        the weights like depth) and, for the coarse training pass with the elastic loss on, the
+        per-sample `elastic` loss."""
+        r, s = t.shape
+        pts = rays.origins[:, None, :] + t[..., None] * rays.directions[:, None, :]
+        codes = self.warp_codes(rays.time, r)  # [R, C]
+        per_sample = codes[:, None, :].expand(r, s, codes.shape[-1])
+        elastic = None
+        want_jac = (
+            self.training
+            and net is self.coarse
+            and self.config.elastic_weight > 0
+            and torch.is_grad_enabled()
+        )
+        if want_jac:
+            flat, jac = self.warp.with_jacobian(
+                pts.reshape(-1, 3), per_sample.reshape(r * s, -1), self.warp_alpha
+            )
+            warped = flat.reshape(r, s, 3)
+            elastic = W.elastic_loss(jac)[0].reshape(r, s)
+        else:
+            warped = self.warp(pts, per_sample, self.warp_alpha)
+        feats, ambient = self.template_features(pts, warped, codes, rays)
+        with self._autocast():
+            raw, rgb = net(feats.reshape(r * s, -1), self.condition(rays), s)
+        sigma = self._activate(raw.float().reshape(r, s))
+        rgb = rgb.float().reshape(r, s, 3)
+        deltas = sample_deltas(t) * rays.directions.norm(dim=-1, keepdim=True)
+        out = render_along_rays(sigma, rgb, t, deltas, self.background)
+        w = out["weights"]
+        inv_acc = 1.0 / out["acc"].clamp(min=1e-10)[:, None]  # averages over what the ray sees
+        return WarpedOutput(
+            out["rgb"],
+            out["depth"],
+            out["acc"],
+            samples=RaySamples(t, sigma, w, out["trans"]),
+            displacement=composite(w, warped - pts) * inv_acc,
+            ambient=None if ambient is None else composite(w, ambient) * inv_acc,
+            elastic=elastic,
+        )
+
+    # -- losses -----------------------------------------------------------------------------
+    def background_loss(self) -> Tensor:
+        """Mean background loss of a random batch of the static points (noised), each warped
+        with a random training frame's code."""
+        assert self.points is not None
+        c = self.config
+        idx = torch.randint(len(self.points), (c.background_batch,), device=self.points.device)
+        pts = self.points[idx]
+        pts = pts + c.background_noise * torch.randn_like(pts)
+        warped = self.warp(pts, self.warp_codes.random(len(pts)), self.warp_alpha)
+        return W.background_loss(warped, pts).mean()
+
+    def loss(self, out: RenderOutput, rgb_true: Tensor) -> dict[str, Tensor]:
+        """NeRF's MSE(fine) + MSE(coarse), plus the weighted elastic and background losses."""
+        losses = super().loss(out, rgb_true)
+        c = self.config
+        total = losses["loss"]
+        coarse = out.coarse
+        elastic = getattr(coarse, "elastic", None)
+        if elastic is not None and coarse is not None and coarse.samples is not None:
+            e = (coarse.samples.weights.detach() * elastic).sum(dim=-1).mean()
+            losses["elastic"] = e
+            total = total + c.elastic_weight * e
+        if self.points is not None and len(self.points) and c.background_weight > 0:
+            b = self.background_loss()
+            losses["background"] = b
+            total = total + c.background_weight * b
+        losses["loss"] = total
+        return losses

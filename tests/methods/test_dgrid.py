@@ -1,0 +1,138 @@
+"""`dgrid`: the deformation is the identity at the start, a known deformation moves the canonical
+density exactly, gradients reach the deformation through the canonical grids, and the occupancy
+mask is the union over time of where the content is."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nerfkit.cameras import Rays
+from nerfkit.data.scene import SceneMeta
+from nerfkit.methods.dgrid import DGridConfig, DynamicGridMethod
+
+
+def _method(m: int = 2, **kw) -> DynamicGridMethod:
+    meta = SceneMeta(near=0.5, far=6.0, background=[1.0, 1.0, 1.0], train_times=[0.0, 0.5, 1.0])
+    cfg = DGridConfig(
+        num_voxels_final=24**3,
+        upsample_steps=(),
+        fit_box_step=-1,
+        mlp_start=0,
+        ambient_dims=m,
+        deform_res=8,
+        ambient_res=8,
+        ambient_w_res=4,
+        **{"deform_start": 0, **kw},
+    )
+    torch.manual_seed(0)
+    return DynamicGridMethod(cfg, meta)
+
+
+def _ball(method: DynamicGridMethod, centre: tuple[float, float, float], radius: float) -> None:
+    """Canonical density: a ball (raw 5 inside, -100 outside), random features."""
+    shape = method.grid_shape
+    ax = [torch.linspace(float(method.lo[k]), float(method.hi[k]), shape[k]) for k in range(3)]
+    v = torch.stack(torch.meshgrid(*ax, indexing="ij"), -1)
+    inside = (v - torch.tensor(centre)).norm(dim=-1) < radius
+    with torch.no_grad():
+        method.density.copy_(torch.where(inside, 5.0, -100.0)[..., None])
+        method.features.copy_(torch.randn(method.features.shape))
+
+
+def _rays(n: int = 64, time: float = 0.3) -> Rays:
+    g = torch.Generator().manual_seed(0)
+    target = (torch.rand(n, 3, generator=g) - 0.5) * 1.5
+    o = torch.tensor([0.2, -0.1, 4.0]).expand(n, 3).contiguous()
+    d = target - o
+    d = d / d.norm(dim=-1, keepdim=True)
+    return Rays(o, d, torch.full((n,), 0.5), torch.full((n,), 6.0), time=torch.full((n,), time))
+
+
+@pytest.mark.parametrize("m", [0, 2])
+def test_the_deformation_starts_as_the_identity(m: int) -> None:
+    method = _method(m)
+    _ball(method, (0.1, 0.0, 0.0), 0.6)
+    pts = torch.rand(500, 3) * 3 - 1.5
+    for t in (0.0, 0.7):
+        dx, w = method.deform(pts, torch.full((500,), t))
+        assert float(dx.abs().max()) == 0.0
+        assert (w is None) == (m == 0) and (w is None or float(w.abs().max()) == 0.0)
+        static = method.sigma_from_raw(method.density_at(method.to_grid(pts)))
+        torch.testing.assert_close(method.field_density(pts, torch.full((500,), t)), static)
+    method.eval()
+    out = method(_rays())
+    assert float(out.displacement.abs().max()) == 0.0
+    assert (out.ambient is None) == (m == 0)
+
+
+def test_a_known_translation_moves_the_canonical_density() -> None:
+    method = _method(0)
+    _ball(method, (0.0, 0.0, 0.0), 0.6)
+    with torch.no_grad():
+        method.deform_head[-1].bias.copy_(torch.tensor([0.25, 0.0, 0.0]))
+    pts = torch.rand(400, 3) * 2 - 1
+    got = method.field_density(pts, torch.full((400,), 0.4))
+    want = method.sigma_from_raw(
+        method.density_at(method.to_grid(pts + torch.tensor([0.25, 0, 0])))
+    )
+    torch.testing.assert_close(got, want)
+    method.eval()
+    out = method(_rays())
+    hit = out.acc > 0.5
+    assert bool(hit.any())
+    torch.testing.assert_close(
+        out.displacement[hit], torch.tensor([0.25, 0.0, 0.0]).expand(int(hit.sum()), 3)
+    )
+
+
+def test_no_deformation_before_deform_start() -> None:
+    method = _method(0, deform_start=5)
+    with torch.no_grad():
+        method.deform_head[-1].bias.copy_(torch.tensor([0.25, 0.0, 0.0]))
+    pts = torch.rand(10, 3)
+    assert float(method.deform(pts, torch.zeros(10))[0].abs().max()) == 0.0
+    method.step_callback(5)
+    torch.testing.assert_close(
+        method.deform(pts, torch.zeros(10))[0][0], torch.tensor([0.25, 0, 0])
+    )
+
+
+def test_gradients_reach_the_deformation_and_ambient_planes() -> None:
+    method = _method(2)
+    _ball(method, (0.0, 0.0, 0.0), 0.6)
+    method.train()
+    rays = _rays(256)
+    out = method(rays)
+    losses = method.loss(out, torch.zeros(256, 3))
+    losses["loss"].backward()
+    # the head's last layer starts at zero: its gradient comes from the canonical grids'
+    # spatial gradient (trilinear's gradient with respect to the coordinates)
+    assert float(method.deform_head[-1].weight.grad[:3].abs().sum()) > 0
+    assert float(method.ambient_out.weight.grad.abs().sum()) > 0
+    assert {"plane_tv", "time_smooth"} <= set(losses)
+
+
+def test_occupancy_is_the_union_over_time() -> None:
+    method = _method(0, occ_max_res=24)
+    _ball(method, (0.0, 0.0, 0.0), 0.3)
+
+    def moving(pts: torch.Tensor, time: torch.Tensor) -> tuple[torch.Tensor, None]:
+        # observed centre at x = -0.8 at t = 0 and +0.8 at t = 1 (canonical: the origin)
+        shift = torch.stack([1.6 * time - 0.8, 0 * time, 0 * time], -1)
+        return -shift, None
+
+    method.deform = moving  # type: ignore[method-assign]
+    method.occ_times = torch.tensor([0.0, 1.0])
+    method.update_occupancy(1e-3)
+    occ = method.occupancy
+    shape = torch.tensor(occ.shape) - 1
+
+    def at(x: float) -> bool:
+        p = torch.tensor([x, 0.0, 0.0])
+        v = ((p - method.lo) / (method.hi - method.lo) * shape).round().long()
+        return bool(occ[v[0], v[1], v[2]])
+
+    assert at(-0.8) and at(0.8)
+    assert not at(0.0)  # no training time puts the ball there
+    assert method.use_mask
