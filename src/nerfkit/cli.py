@@ -35,11 +35,13 @@ class EvalArgs:
 
 @dataclass
 class RenderArgs:
-    """Render a camera path of a trained run to MP4 (colour and depth)."""
+    """Render a camera path of a trained run to MP4 (colour and depth). Dynamic runs: time runs
+    from 0 to 1 over the frames (or stays at --time); --path fixed sweeps time at one camera."""
 
     run: tyro.conf.Positional[Path]
     path: str = "auto"
-    """orbit (object scenes), spiral (forward-facing), auto, or a nerfstudio camera-path .json."""
+    """orbit (object scenes), spiral (forward-facing), auto, a nerfstudio camera-path .json, or
+    fixed (dynamic runs: one dataset camera held still while time sweeps 0 -> 1)."""
     output: Path | None = None
     """Output .mp4 file or folder (default: RUN/render/<path>.mp4)."""
     frames: int = 120
@@ -47,22 +49,33 @@ class RenderArgs:
     downscale: int | None = None
     """Render at the dataset's full resolution divided by this (default: the run's training
     --downscale, i.e. the resolution it was trained at; 1: full resolution)."""
+    time: float | None = None
+    """Dynamic runs: freeze time at this instant in [0, 1] along the moving camera path."""
+    view: int | None = None
+    """--path fixed: the camera, an index into the test split (default 0; the training split
+    where there is no test split)."""
     device: str = "auto"
 
 
 @dataclass
 class DemoArgs:
-    """Generate the built-in scene, train, evaluate and render a video, in a few minutes."""
+    """Generate the built-in scene, train, evaluate and render a video, in a few minutes.
+    --dynamic: the dynamic scene (a blob that splits in two and merges back) instead."""
 
-    output: Path = Path("runs/demo")
+    output: Path | None = None
+    """Demo folder (default: runs/demo; --dynamic: runs/demo_dynamic)."""
     minutes: float = 3.0
-    """Training budget (the whole demo takes about one minute more)."""
+    """Training budget (the whole demo takes about one to two minutes more)."""
     resolution: int = 100
     """Width and height of the generated scene's images."""
     frames: int = 90
-    """Frames of the orbit video."""
-    method: str = "grid"
-    """Method to train (`nerf`: the paper's design, smaller, much slower to converge)."""
+    """Frames of the orbit video (--dynamic: of each of its two videos)."""
+    method: str | None = None
+    """Method to train (default: grid; --dynamic: dgrid; `nerf`: the paper's design, smaller,
+    much slower to converge)."""
+    dynamic: bool = False
+    """The dynamic demo: the split scene, rendered along the orbit with time running 0 -> 1
+    and with a fixed camera while time runs."""
 
 
 @dataclass
@@ -72,16 +85,26 @@ class MethodsArgs:
 
 @dataclass
 class InspectArgs:
-    """Plot what happens along one ray of a trained NeRF run: sigma, T, weights, samples."""
+    """Plot what happens along one ray of a trained NeRF run: sigma, T, weights, samples
+    (--view V --pixel X Y); or, for dynamic runs, the deformation and ambient coordinates of a
+    view over time (--deformation [--view V] [--times N])."""
 
     run: tyro.conf.Positional[Path]
-    view: int
-    """Index of the view in the split."""
-    pixel: tuple[int, int]
-    """Pixel X Y (column, row)."""
+    view: int | None = None
+    """Index of the view in the split (required with --pixel; --deformation: default 0)."""
+    pixel: tuple[int, int] | None = None
+    """Pixel X Y (column, row) of the ray to plot."""
     split: str = "test"
     output: Path | None = None
-    """PNG file (default: RUN/inspect/<split>_<view>_x<X>_y<Y>.png)."""
+    """PNG file (default: RUN/inspect/<split>_<view>_x<X>_y<Y>.png; --deformation:
+    RUN/inspect/deformation_<split>_<view>.png, and the MP4 beside it)."""
+    deformation: bool = False
+    """Dynamic runs: render the view at --times times in [0, 1]; one figure with the RGB, the
+    displacement field and the ambient coordinates w, and an MP4 of them over --video-frames."""
+    times: int = 5
+    """--deformation: columns of the figure (times evenly spaced in [0, 1])."""
+    video_frames: int = 60
+    """--deformation: frames (times) of the MP4; 0: no MP4."""
     device: str = "auto"
 
 
@@ -133,13 +156,14 @@ def _run(cmd: object) -> int:
         from nerfkit.video import render_path
 
         rgb, depth = render_path(
-            cmd.run, cmd.path, cmd.output, cmd.frames, cmd.fps, cmd.downscale, cmd.device
-        )
+            cmd.run, cmd.path, cmd.output, cmd.frames, cmd.fps, cmd.downscale, cmd.device,
+            time=cmd.time, view=cmd.view,
+        )  # fmt: skip
         print(f"wrote {rgb} and {depth}")
     elif isinstance(cmd, DemoArgs):
         from nerfkit.demo import run_demo
 
-        run_demo(cmd.output, cmd.minutes, cmd.resolution, cmd.frames, cmd.method)
+        run_demo(cmd.output, cmd.minutes, cmd.resolution, cmd.frames, cmd.method, cmd.dynamic)
     elif isinstance(cmd, MethodsArgs):
         from nerfkit.methods import METHODS
 
@@ -151,8 +175,15 @@ def _run(cmd: object) -> int:
         results = run_ablation(cmd)
         print(f"{len(results)} row(s) in {cmd.output}: ablation.md, ablation.csv, plots")
     elif isinstance(cmd, InspectArgs):
+        if cmd.deformation:
+            _inspect_deformation(cmd)
+            return 0
         from nerfkit.inspect_ray import inspect_ray
 
+        if cmd.view is None or cmd.pixel is None:
+            raise NerfkitError(
+                "inspect needs --view V --pixel X Y (one ray), or --deformation (dynamic runs)"
+            )
         path, prof = inspect_ray(cmd.run, cmd.view, *cmd.pixel, cmd.split, cmd.output, cmd.device)
         print(f"wrote {path} (opacity {prof['acc']:.3f}, depth {prof['depth']:.3f})")
     elif isinstance(cmd, ProcessArgs):
@@ -175,6 +206,21 @@ def _run(cmd: object) -> int:
             f"-> {r.output}/transforms.json"
         )
     return 0
+
+
+def _inspect_deformation(cmd: InspectArgs) -> None:
+    from nerfkit.inspect_dynamic import inspect_deformation
+
+    if cmd.pixel is not None:
+        raise NerfkitError("--pixel plots one ray; --deformation draws whole views: drop one")
+    r = inspect_deformation(
+        cmd.run, 0 if cmd.view is None else cmd.view, cmd.times, cmd.split, cmd.output,
+        cmd.video_frames, device=cmd.device,
+    )  # fmt: skip
+    print(f"rows: {', '.join(r['rows'])}")
+    if r["missing"]:
+        print(f"not reported by this method (rows left out): {', '.join(r['missing'])}")
+    print(f"wrote {r['png']}" + (f" and {r['mp4']}" if r["mp4"] else ""))
 
 
 def main(argv: list[str] | None = None) -> None:

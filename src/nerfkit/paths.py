@@ -1,14 +1,17 @@
 """Render paths for videos: an orbit around object scenes, the reference NeRF spiral for
-forward-facing ones. The pose maths they build on lives in `nerfkit.poses`."""
+forward-facing ones, a fixed camera; and, for dynamic scenes, the time of every frame
+(`frame_times`). The pose maths they build on lives in `nerfkit.poses`."""
 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from nerfkit.errors import NerfkitError
 from nerfkit.poses import average_pose, focus_point, look_at, normalize, view_matrix
 
 
@@ -79,3 +82,40 @@ def spiral_path(
         m[:3, :4] = view_matrix(z, up, c)
         out.append(m)
     return torch.tensor(np.stack(out), dtype=torch.float32)
+
+
+TimeMode = Literal["sweep", "frozen"]
+"""How time runs over a dynamic render path: "sweep" from 0 to 1 over the frames, or "frozen"
+at one instant."""
+
+
+def check_time(time: float, what: str = "--time") -> float:
+    """`time` as a float if it lies in [0, 1] (the range of `Split.times`), else NerfkitError."""
+    t = float(time)
+    if not 0.0 <= t <= 1.0:  # also refuses nan
+        raise NerfkitError(f"{what} {time} is outside [0, 1]; scene time runs from 0 to 1")
+    return t
+
+
+def frame_times(n_frames: int, mode: TimeMode = "sweep", time: float | None = None) -> Tensor:
+    """The time of each frame of a dynamic render path.
+
+    Args:
+        n_frames: number of frames F (>= 1).
+        mode: "sweep": evenly spaced from 0 (first frame) to 1 (last frame; a single frame is
+            at 0); "frozen": every frame at `time`.
+        time: the instant in [0, 1] of a frozen path (required there, refused for a sweep).
+    Returns:
+        [F] float32 times in [0, 1].
+    """
+    if n_frames < 1:
+        raise NerfkitError(f"a render path needs at least one frame, got {n_frames}")
+    if mode == "sweep":
+        if time is not None:
+            raise NerfkitError("a time sweep runs from 0 to 1; a given --time freezes it")
+        return torch.linspace(0.0, 1.0, n_frames) if n_frames > 1 else torch.zeros(1)
+    if mode == "frozen":
+        if time is None:
+            raise NerfkitError("a frozen-time path needs a --time in [0, 1]")
+        return torch.full((n_frames,), check_time(time))
+    raise NerfkitError(f"unknown time mode '{mode}'; use sweep or frozen")
