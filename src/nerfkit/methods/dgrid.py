@@ -49,8 +49,11 @@ class DGridConfig(GridConfig):
     """m: ambient (hyper-space) coordinates per point; 0 = deformation only."""
     deform_res: int = 64
     """Texels a side of the deformation's spatial planes (over the scene box)."""
-    deform_time_res: int | None = None
-    """Texels of the space-time planes along time; None: half the training times, 8 to 64."""
+    deform_time_res: int = 16
+    """Texels of the space-time planes along time (at most one per training time). Few: with
+    one view per time (teleporting cameras) every frame is ambiguous, and a deformation that is
+    smooth in time shares what the frames see (split scene at 1000 steps: 64-ish texels 25.3 dB,
+    16 with `time_smooth_weight` 0.01 27.1 dB, BENCHMARKS.md)."""
     deform_channels: int = 16
     """Channels of each deformation plane."""
     deform_width: int = 64
@@ -67,8 +70,13 @@ class DGridConfig(GridConfig):
     """Learning rate of the deformation and ambient planes = this x the trainer's --lr."""
     plane_tv_weight: float = 1e-4
     """Total variation of the deformation and ambient planes."""
-    time_smooth_weight: float = 1e-3
+    time_smooth_weight: float = 1e-2
     """Second differences along time of the space-time planes (K-Planes' time smoothness)."""
+    tv_weight: float | None = 1e-4
+    """Total variation of the canonical density grid (as `grid`'s; on here: +0.7 dB on the
+    split scene at 1000 steps)."""
+    tv_feature_weight: float | None = 1e-3
+    """Total variation of the canonical feature grid."""
     occ_max_res: int = 48
     """Vertices a side (at most) of the observation-space occupancy grid."""
     occ_max_times: int = 64
@@ -90,7 +98,7 @@ class DynamicGridMethod(GridMethod):
         c = self.config = config
         times = sorted(set(meta.train_times)) or [0.0]
         self.register_buffer("occ_times", _thin(torch.tensor(times), c.occ_max_times))
-        t_res = c.deform_time_res or int(min(64, max(8, len(times) // 2)))
+        t_res = max(2, min(c.deform_time_res, len(times)))
         ch = c.deform_channels
         # K-Planes' start: spatial planes uniform in [0.1, 0.5], space-time planes one
         self.space_planes = nn.Parameter(torch.empty(3, c.deform_res, c.deform_res, ch))
