@@ -5,6 +5,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
 
 _configured = False
 
@@ -28,3 +32,19 @@ def configure_allocator() -> bool:
     except (OSError, AttributeError):
         _configured = False
     return _configured
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread inside the block (the previous count is restored).
+
+    For work made of many small element-wise ops (ray tracing the procedural scenes, tiny test
+    models): a second thread buys nothing there, and on a busy machine OpenMP's synchronisation
+    makes such ops 10x slower and more.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -18,6 +18,7 @@ from nerfkit.methods.dnerf import DNeRF, DNeRFConfig
 from nerfkit.methods.hypernerf import HyperNeRF, HyperNeRFConfig
 from nerfkit.methods.latent_codes import LatentCodes
 from nerfkit.methods.nerfies import Nerfies, NerfiesConfig, SE3Field
+from nerfkit.perf import one_thread
 from nerfkit.poses import orbit_pose
 from nerfkit.render import warp as W
 from nerfkit.train import Trainer
@@ -33,14 +34,9 @@ TINY_SHEET = dict(sheet_freqs=2, sheet_width=16, sheet_depth=2, sheet_skip=1,
 
 @pytest.fixture(autouse=True)
 def _one_thread() -> Iterator[None]:
-    """These tensors are small: a second thread buys nothing, and on a busy machine OpenMP's
-    synchronisation makes small ops ~10x slower. One thread, restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    """Small tensors: one thread (`nerfkit.perf.one_thread`), robust to a busy machine."""
+    with one_thread():
         yield
-    finally:
-        torch.set_num_threads(n)
 
 
 def _tiny(name: str, **kw: object) -> object:

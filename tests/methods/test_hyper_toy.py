@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from nerfkit.methods.nerfies import SkipMLP
+from nerfkit.perf import one_thread
 from nerfkit.render import warp as W
 from nerfkit.render.encoding import encoded_dim
 
@@ -36,14 +37,9 @@ TIMES = (0.0, 0.25, 0.5)
 
 @pytest.fixture(autouse=True)
 def _one_thread() -> Iterator[None]:
-    """These tensors are small: a second thread buys nothing, and on a busy machine OpenMP's
-    synchronisation makes small ops ~10x slower. One thread, restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    """Small tensors: one thread (`nerfkit.perf.one_thread`), robust to a busy machine."""
+    with one_thread():
         yield
-    finally:
-        torch.set_num_threads(n)
 
 
 def _circle(p: Tensor, radius: float, cx: float) -> Tensor:

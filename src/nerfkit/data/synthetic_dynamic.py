@@ -61,8 +61,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +84,7 @@ from nerfkit.data.synthetic import (
     write_png8,
 )
 from nerfkit.errors import DataError
+from nerfkit.perf import one_thread
 from nerfkit.poses import normalize, orbit_pose
 
 DYNAMIC_SCENE_VERSION = 1  # bump when a scene or the file layout changes: old folders regenerate
@@ -393,18 +393,6 @@ def shade_dynamic(scene: str, t: float, points: Tensor, directions: Tensor) -> T
     lambert = AMBIENT + DIFFUSE * (n @ light).clamp(min=0)
     albedo = scene_albedo(scene, points.double(), t)
     return (albedo * lambert[:, None]).clamp(0, 1).to(points.dtype)
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Run torch on one intra-op thread inside the block (restored after). Tracing runs many
-    small element-wise ops, which more threads slow down (10x and more on a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def render_dynamic_view(

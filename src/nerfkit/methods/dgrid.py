@@ -38,7 +38,7 @@ from nerfkit.render.planes import (
     plane_smoothness,
     plane_tv,
 )
-from nerfkit.render.volume import accumulate_packed, distortion_loss_packed, render_weights_packed
+from nerfkit.render.volume import accumulate_packed
 
 
 @dataclass
@@ -81,11 +81,6 @@ class DGridConfig(GridConfig):
     """Vertices a side (at most) of the observation-space occupancy grid."""
     occ_max_times: int = 64
     """Times the occupancy union is evaluated at (the training times, thinned to this many)."""
-
-
-@dataclass
-class DGridOutput(GridOutput):
-    """`GridOutput` plus the deformation's regularisation inputs (training only)."""
 
 
 class DynamicGridMethod(GridMethod):
@@ -167,11 +162,8 @@ class DynamicGridMethod(GridMethod):
             raw = raw + res[:, 0]
         return self.sigma_from_raw(raw)
 
-    # -- rendering ----------------------------------------------------------------------------
-    def forward(self, rays: Rays) -> RenderOutput:
-        c = self.config
-        r = len(rays)
-        s = self.sample_rays(rays, perturb=self.training)
+    # -- rendering: `grid`'s forward with deformed samples ---------------------------------
+    def _field_density(self, rays: Rays, s: dict[str, Tensor]) -> tuple[Tensor, dict]:
         ray_idx, t = s["ray_indices"], s["t"]
         pts = rays.origins[ray_idx] + t[:, None] * rays.directions[ray_idx]
         time = rays.time[ray_idx] if rays.time is not None else torch.zeros_like(t)
@@ -182,42 +174,24 @@ class DynamicGridMethod(GridMethod):
         res = self._ambient_residual(xc, w)
         if res is not None:
             raw = raw + res[:, 0]
-        sigma = self.sigma_from_raw(raw)
-        weights, _, _ = render_weights_packed(sigma, s["deltas"], ray_idx)
-        acc = accumulate_packed(weights, ray_idx, r)
-        thr = c.weight_threshold if bool(self.mlp_on) else 0.0
-        sel = (weights.detach() > thr).nonzero().squeeze(-1)
-        w_sel, idx_sel = weights[sel], ray_idx[sel]
-        feat = self.features_at(coords[sel])
-        if res is not None:
-            feat = feat + res[sel, 1:]
-        vd_ray = self._view_encoding(rays)
-        vd = None if vd_ray is None else vd_ray[idx_sel]
-        rgb_s = self._colour(feat, vd)
-        bg = torch.rand(r, 3, device=acc.device) if self.training and self.contracted else None
-        rgb = self._composite(rgb_s, w_sel, idx_sel, acc, bg, rays.camera)
-        depth = accumulate_packed(weights * t, ray_idx, r) / acc.clamp(min=1e-10)
-        out = DGridOutput(
-            rgb,
-            depth,
-            acc,
-            num_samples=torch.tensor(float(t.shape[0])),
-            num_colour_samples=torch.tensor(float(sel.shape[0])),
-        )
-        if self.training:
-            out.w_sel, out.idx_sel, out.rgb_sel = w_sel, idx_sel, rgb_s
-            if self.distortion_weight > 0:
-                s_norm, s_len = self._distortion_coords(rays, s)
-                out.distortion = distortion_loss_packed(weights, s_norm, s_len, ray_idx, r)
-            if not bool(self.box_fitted):
-                self._record_surfaces(rays, depth.detach(), acc.detach())
-        else:
-            # averages over what each ray sees (like depth: divided by the opacity)
-            wd = weights.detach()[:, None] / acc.detach()[ray_idx, None].clamp(min=1e-10)
-            out.displacement = accumulate_packed(wd * dx.detach(), ray_idx, r)
-            if w is not None:
-                out.ambient = accumulate_packed(wd * w.detach(), ray_idx, r)
-        return out
+        return raw, {"coords": coords, "res": res, "dx": dx, "w": w}
+
+    def _field_features(self, field: dict, sel: Tensor) -> Tensor:
+        feat = self.features_at(field["coords"][sel])
+        return feat if field["res"] is None else feat + field["res"][sel, 1:]
+
+    def _report(self, out: GridOutput, field: dict, weights: Tensor, ray_idx: Tensor) -> None:
+        """The displacement and ambient coordinates, averaged over what each ray sees (like
+        depth: divided by the opacity)."""
+        r = out.acc.shape[0]
+        wd = weights[:, None] / out.acc.detach()[ray_idx, None].clamp(min=1e-10)
+        out.displacement = accumulate_packed(wd * field["dx"].detach(), ray_idx, r)
+        if field["w"] is not None:
+            out.ambient = accumulate_packed(wd * field["w"].detach(), ray_idx, r)
+
+    def _render_fused(self, rays: Rays) -> GridOutput | None:
+        """No fused inference: it marches `grid`'s static density."""
+        return None
 
     def loss(self, out: RenderOutput, rgb_true: Tensor) -> dict[str, Tensor]:
         losses = super().loss(out, rgb_true)

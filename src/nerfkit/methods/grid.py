@@ -497,8 +497,9 @@ class GridMethod(Method):
             if out is not None:
                 return out
         s = self.sample_rays(rays, perturb=self.training)
-        ray_idx, t, coords = s["ray_indices"], s["t"], s["coords"]
-        sigma = self.sigma_from_raw(self.density_at(coords))
+        ray_idx, t = s["ray_indices"], s["t"]
+        raw, field = self._field_density(rays, s)
+        sigma = self.sigma_from_raw(raw)
         weights, _, _ = render_weights_packed(sigma, s["deltas"], ray_idx)
         acc = accumulate_packed(weights, ray_idx, r)
         thr = c.weight_threshold if bool(self.mlp_on) else 0.0
@@ -506,7 +507,7 @@ class GridMethod(Method):
         w_sel, idx_sel = weights[sel], ray_idx[sel]
         vd_ray = self._view_encoding(rays)
         vd = None if vd_ray is None else vd_ray[idx_sel]
-        rgb_s = self._colour(self.features_at(coords[sel]), vd)
+        rgb_s = self._colour(self._field_features(field, sel), vd)
         # contracted scenes train on a random background: rays that do not end on something
         # are wrong whatever the true colour, so the model learns to make every ray opaque
         bg = torch.rand(r, 3, device=acc.device) if self.training and self.contracted else None
@@ -526,7 +527,23 @@ class GridMethod(Method):
                 out.distortion = distortion_loss_packed(weights, s_norm, s_len, ray_idx, r)
             if not bool(self.box_fitted):
                 self._record_surfaces(rays, depth.detach(), acc.detach())
+        else:
+            self._report(out, field, weights.detach(), ray_idx)
         return out
+
+    # the field at the samples: hooks that methods built on this one (dgrid) override
+    def _field_density(self, rays: Rays, s: dict[str, Tensor]) -> tuple[Tensor, dict]:
+        """Raw density [P] at the samples `s` of `sample_rays`, and what `_field_features` and
+        `_report` need of this evaluation."""
+        return self.density_at(s["coords"]), {"coords": s["coords"]}
+
+    def _field_features(self, field: dict, sel: Tensor) -> Tensor:
+        """Features [Q, feature_dim] of the samples sel [Q] of `_field_density`'s evaluation."""
+        return self.features_at(field["coords"][sel])
+
+    def _report(self, out: GridOutput, field: dict, weights: Tensor, ray_idx: Tensor) -> None:
+        """Add what the method reports beyond colour, depth and opacity to `out` (not while
+        training); weights [P] and ray_idx [P] are the samples'. Nothing for `grid`."""
 
     def _distortion_coords(self, rays: Rays, s: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Positions [P] and lengths [P] of the samples `s` (`sample_rays`) in the normalised
