@@ -247,15 +247,14 @@ def test_cli_render_dynamic(dynamic_run: Path, tmp_path: Path, capsys) -> None:
 
 
 def test_demo_dynamic(tmp_path: Path) -> None:
-    """`nerfkit demo --dynamic` at a toy size: the split scene, training, eval, both videos.
-    (`grid`, not the demo's `dgrid`, whose first step alone takes longer than this test may.)"""
+    """`nerfkit demo --dynamic` at a toy size: the split scene, `dgrid` training, eval, both
+    videos."""
     from nerfkit.demo import run_demo
 
-    res = run_demo(
-        tmp_path / "demo", minutes=0.02, resolution=16, frames=3, method="grid", dynamic=True
-    )
+    res = run_demo(tmp_path / "demo", minutes=0.02, resolution=16, frames=3, dynamic=True)
     run = tmp_path / "demo" / "run"
     assert res["run"] == str(run) and res["steps"] >= 1
+    assert json.loads((run / "config.json").read_text())["method"] == "dgrid"
     assert len(json.loads((run / "scene.json").read_text())["train_times"]) > 1
     assert json.loads((run / "eval_test" / "metrics.json").read_text())["num_views"] == 10
     assert res["video"] == str(run / "render" / "orbit.mp4")
