@@ -16,6 +16,27 @@ static inline void axis(float u, int64_t n, int64_t& i0, float& f, bool& inside)
   f = u - fl;
 }
 
+// The 4 texels around the point uv (texel units) of one channels-last [H, W, C] plane: a = (y0, x0),
+// b = (y0, x0 + 1), c = (y0 + 1, x0), d = (y0 + 1, x0 + 1), fractions fx, fy, and whether each
+// coordinate was inside (not clamped).
+struct Quad {
+  const float *a, *b, *c, *d;
+  float fx, fy;
+  bool ix, iy;
+};
+
+static inline Quad quad(const float* plane, const float* uv, int64_t H, int64_t W, int64_t C) {
+  int64_t x0, y0;
+  Quad r;
+  axis(uv[0], W, x0, r.fx, r.ix);
+  axis(uv[1], H, y0, r.fy, r.iy);
+  r.a = plane + (y0 * W + x0) * C;
+  r.b = r.a + C;
+  r.c = r.a + W * C;
+  r.d = r.c + C;
+  return r;
+}
+
 at::Tensor planes_forward(at::Tensor planes, at::Tensor uv) {
   TORCH_CHECK(planes.dim() == 4 && planes.is_contiguous() && planes.scalar_type() == at::kFloat);
   TORCH_CHECK(uv.dim() == 3 && uv.size(2) == 2 && uv.is_contiguous() &&
@@ -31,18 +52,12 @@ at::Tensor planes_forward(at::Tensor planes, at::Tensor uv) {
     for (int64_t k = 0; k < K; ++k) {
       const float* gk = g + k * H * W * C;
       for (int64_t p = b; p < e; ++p) {
-        const float* qp = q + (k * P + p) * 2;
-        int64_t x0, y0; float fx, fy; bool ix, iy;
-        axis(qp[0], W, x0, fx, ix);
-        axis(qp[1], H, y0, fy, iy);
-        const float* a = gk + (y0 * W + x0) * C;  // (y0, x0)
-        const float* bq = a + C;                 // (y0, x0 + 1)
-        const float* c0 = a + W * C;             // (y0 + 1, x0)
-        const float* d = c0 + C;                 // (y0 + 1, x0 + 1)
-        const float w00 = (1 - fx) * (1 - fy), w01 = fx * (1 - fy), w10 = (1 - fx) * fy,
-                    w11 = fx * fy;
+        const Quad t = quad(gk, q + (k * P + p) * 2, H, W, C);
+        const float w00 = (1 - t.fx) * (1 - t.fy), w01 = t.fx * (1 - t.fy),
+                    w10 = (1 - t.fx) * t.fy, w11 = t.fx * t.fy;
         float* op = o + (k * P + p) * C;
-        for (int64_t c = 0; c < C; ++c) op[c] = w00 * a[c] + w01 * bq[c] + w10 * c0[c] + w11 * d[c];
+        for (int64_t c = 0; c < C; ++c)
+          op[c] = w00 * t.a[c] + w01 * t.b[c] + w10 * t.c[c] + w11 * t.d[c];
       }
     }
   });
@@ -91,22 +106,15 @@ std::vector<at::Tensor> planes_backward(at::Tensor grad_out, at::Tensor planes, 
       for (int64_t k = 0; k < K; ++k) {
         const float* gk = g + k * H * W * C;
         for (int64_t p = b; p < e; ++p) {
-          const float* qp = q + (k * P + p) * 2;
-          int64_t x0, y0; float fx, fy; bool ix, iy;
-          axis(qp[0], W, x0, fx, ix);
-          axis(qp[1], H, y0, fy, iy);
-          const float* a = gk + (y0 * W + x0) * C;
-          const float* bq = a + C;
-          const float* c0 = a + W * C;
-          const float* d = c0 + C;
+          const Quad t = quad(gk, q + (k * P + p) * 2, H, W, C);
           const float* gp = go + (k * P + p) * C;
           float su = 0.0f, sv = 0.0f;
           for (int64_t c = 0; c < C; ++c) {
-            su += gp[c] * ((bq[c] - a[c]) * (1 - fy) + (d[c] - c0[c]) * fy);
-            sv += gp[c] * ((c0[c] - a[c]) * (1 - fx) + (d[c] - bq[c]) * fx);
+            su += gp[c] * ((t.b[c] - t.a[c]) * (1 - t.fy) + (t.d[c] - t.c[c]) * t.fy);
+            sv += gp[c] * ((t.c[c] - t.a[c]) * (1 - t.fx) + (t.d[c] - t.b[c]) * t.fx);
           }
-          gu[(k * P + p) * 2] = ix ? su : 0.0f;
-          gu[(k * P + p) * 2 + 1] = iy ? sv : 0.0f;
+          gu[(k * P + p) * 2] = t.ix ? su : 0.0f;
+          gu[(k * P + p) * 2 + 1] = t.iy ? sv : 0.0f;
         }
       }
     });
