@@ -148,33 +148,28 @@ class DynamicGridMethod(GridMethod):
         feats = ambient_features(self.ambient_planes, self._normalised(xc), w)
         return self.ambient_out(feats)
 
-    def _canonical_coords(self, xc: Tensor) -> Tensor:
-        size = torch.tensor(self.grid_shape, dtype=xc.dtype, device=xc.device) - 1
-        return self.to_grid(xc).clamp(min=0).minimum(size)
-
     def field_density(self, pts: Tensor, time: Tensor) -> Tensor:
         """Density sigma [P] at world points [P, 3] and times [P] (no colour)."""
+        return self.sigma_from_raw(self._deformed_raw(pts, time)[0])
+
+    def _deformed_raw(self, pts: Tensor, time: Tensor) -> tuple[Tensor, dict]:
+        """Raw density [P] of world points pts [P, 3] at times [P], and the evaluation's
+        canonical coordinates, ambient residual, offset dx and ambient coordinates w."""
         dx, w = self.deform(pts, time)
         xc = pts + dx
-        raw = self.density_at(self._canonical_coords(xc))
+        coords = self.to_grid(xc)
+        raw = self.density_at(coords)
         res = self._ambient_residual(xc, w)
         if res is not None:
             raw = raw + res[:, 0]
-        return self.sigma_from_raw(raw)
+        return raw, {"coords": coords, "res": res, "dx": dx, "w": w}
 
     # -- rendering: `grid`'s forward with deformed samples ---------------------------------
     def _field_density(self, rays: Rays, s: dict[str, Tensor]) -> tuple[Tensor, dict]:
         ray_idx, t = s["ray_indices"], s["t"]
         pts = rays.origins[ray_idx] + t[:, None] * rays.directions[ray_idx]
         time = rays.time[ray_idx] if rays.time is not None else torch.zeros_like(t)
-        dx, w = self.deform(pts, time)
-        xc = pts + dx
-        coords = self._canonical_coords(xc)
-        raw = self.density_at(coords)
-        res = self._ambient_residual(xc, w)
-        if res is not None:
-            raw = raw + res[:, 0]
-        return raw, {"coords": coords, "res": res, "dx": dx, "w": w}
+        return self._deformed_raw(pts, time)
 
     def _field_features(self, field: dict, sel: Tensor) -> Tensor:
         feat = self.features_at(field["coords"][sel])
