@@ -68,6 +68,7 @@ from torch import Tensor, nn
 
 from nerfkit.cameras import Rays
 from nerfkit.data.scene import SceneMeta
+from nerfkit.distributed import all_gather_rows
 from nerfkit.methods.appearance import AppearanceAffine
 from nerfkit.methods.base import Method, RenderOutput
 from nerfkit.methods.layers import fused_linear
@@ -751,9 +752,13 @@ class GridMethod(Method):
         steps (0.1 % / 99.9 % quantiles per axis, plus 5 % of the scene box): floaters that
         barely stop rays do not stretch it. Without such rays (no training seen), the box of
         the vertices whose sample opacity exceeds `threshold`. If nothing is occupied the box
-        is kept and, unless `force`, the fit stays pending.
+        is kept and, unless `force`, the fit stays pending. Under torchrun every rank fits
+        the same box: the points of all ranks' rays are gathered in the order one process
+        would hold them.
         Returns True when the box was fitted (call `resample`)."""
-        pts = torch.cat(self._surface_pts or [self.lo.new_zeros(0, 3)])
+        pts = torch.cat(
+            [all_gather_rows(p) for p in self._surface_pts] or [self.lo.new_zeros(0, 3)]
+        )
         if pts.shape[0] >= 1000:
             self.box_fitted.fill_(True)
             margin = 0.05 * (self.scene_hi - self.scene_lo)
