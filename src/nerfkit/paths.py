@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from nerfkit.data.colmap import qvec_to_rotmat
 from nerfkit.errors import NerfkitError
 from nerfkit.poses import average_pose, focus_point, look_at, normalize, view_matrix
 
@@ -119,3 +120,170 @@ def frame_times(n_frames: int, mode: TimeMode = "sweep", time: float | None = No
             raise NerfkitError("a frozen-time path needs a --time in [0, 1]")
         return torch.full((n_frames,), check_time(time))
     raise NerfkitError(f"unknown time mode '{mode}'; use sweep or frozen")
+
+
+# ----------------------------------------------------------------------------- interpolated path
+
+
+def rotmat_to_quat(r: np.ndarray) -> np.ndarray:
+    """Rotation matrix [3, 3] -> unit quaternion (w, x, y, z) [4] with w >= 0 (Shepperd's
+    method: the largest of the four squared components is taken from the diagonal, the others
+    from off-diagonal sums, so no branch divides by a small number). The inverse of
+    `nerfkit.data.colmap.qvec_to_rotmat`."""
+    r = np.asarray(r, dtype=np.float64)
+    tr = np.trace(r)
+    diag = np.array([tr, r[0, 0], r[1, 1], r[2, 2]])
+    k = int(diag.argmax())
+    if k == 0:
+        s = 2.0 * np.sqrt(1.0 + tr)
+        q = [s / 4, (r[2, 1] - r[1, 2]) / s, (r[0, 2] - r[2, 0]) / s, (r[1, 0] - r[0, 1]) / s]
+    elif k == 1:
+        s = 2.0 * np.sqrt(1.0 + r[0, 0] - r[1, 1] - r[2, 2])
+        q = [(r[2, 1] - r[1, 2]) / s, s / 4, (r[0, 1] + r[1, 0]) / s, (r[0, 2] + r[2, 0]) / s]
+    elif k == 2:
+        s = 2.0 * np.sqrt(1.0 + r[1, 1] - r[0, 0] - r[2, 2])
+        q = [(r[0, 2] - r[2, 0]) / s, (r[0, 1] + r[1, 0]) / s, s / 4, (r[1, 2] + r[2, 1]) / s]
+    else:
+        s = 2.0 * np.sqrt(1.0 + r[2, 2] - r[0, 0] - r[1, 1])
+        q = [(r[1, 0] - r[0, 1]) / s, (r[0, 2] + r[2, 0]) / s, (r[1, 2] + r[2, 1]) / s, s / 4]
+    q = np.array(q)
+    q /= np.linalg.norm(q)
+    return q if q[0] >= 0 else -q
+
+
+def slerp(q0: np.ndarray, q1: np.ndarray, t: np.ndarray | float) -> np.ndarray:
+    """Spherical linear interpolation of unit quaternions along the shorter arc.
+
+    Args:
+        q0, q1: [4] unit quaternions (w, x, y, z); t: [T] (or a scalar) fractions, 0 -> q0, 1 -> q1.
+    Returns:
+        [T, 4] unit quaternions (constant angular speed in t).
+    """
+    q0, q1 = np.asarray(q0, np.float64), np.asarray(q1, np.float64)
+    t = np.atleast_1d(np.asarray(t, np.float64))[:, None]
+    dot = float(q0 @ q1)
+    if dot < 0.0:  # q and -q are the same rotation: take the shorter way
+        q1, dot = -q1, -dot
+    if dot > 1.0 - 1e-9:  # (nearly) the same rotation: linear, then renormalised
+        q = (1.0 - t) * q0 + t * q1
+    else:
+        theta = math.acos(dot)
+        q = (np.sin((1.0 - t) * theta) * q0 + np.sin(t * theta) * q1) / math.sin(theta)
+    return q / np.linalg.norm(q, axis=-1, keepdims=True)
+
+
+def catmull_rom(p: np.ndarray, u: np.ndarray | float, alpha: float = 0.5) -> np.ndarray:
+    """Points of one Catmull-Rom segment, from p[1] (u = 0) to p[2] (u = 1).
+
+    The Barry-Goldman form with knots spaced by |p[i+1] - p[i]|^alpha: alpha = 0.5 is the
+    centripetal spline (no cusps or self-intersections within a segment), 0 the uniform one.
+
+    Args:
+        p: [4, D] control points p0..p3; u: [T] (or a scalar) in [0, 1].
+    Returns:
+        [T, D] points; the segments of consecutive windows join with continuous tangents.
+    """
+    p = np.asarray(p, np.float64)
+    u = np.atleast_1d(np.asarray(u, np.float64))[:, None]
+    gaps = np.maximum(np.linalg.norm(np.diff(p, axis=0), axis=-1) ** alpha, 1e-9)
+    t0, t1, t2, t3 = np.concatenate([[0.0], np.cumsum(gaps)])
+    t = t1 + u * (t2 - t1)
+
+    def lerp(a: np.ndarray, b: np.ndarray, ta: float, tb: float) -> np.ndarray:
+        return ((tb - t) * a + (t - ta) * b) / (tb - ta)
+
+    a1, a2, a3 = lerp(p[0], p[1], t0, t1), lerp(p[1], p[2], t1, t2), lerp(p[2], p[3], t2, t3)
+    b1, b2 = lerp(a1, a2, t0, t2), lerp(a2, a3, t1, t3)
+    return lerp(b1, b2, t1, t2)
+
+
+def interpolate_poses(
+    keys: np.ndarray | Tensor, n_frames: int, closed: bool = True, alpha: float = 0.5
+) -> Tensor:
+    """A smooth camera path through key poses: positions on a Catmull-Rom spline
+    (`catmull_rom`), rotations slerped (`slerp`) between consecutive keys; frames spaced evenly
+    along the chord lengths, so the camera moves at a roughly constant speed.
+
+    Args:
+        keys: [K, 3|4, 4] key camera-to-world matrices (rigid), in path order, K >= 2.
+        n_frames: F; closed: loop back from the last key to the first (the last frame then
+            stops short of the first key); open: the first and last frames are the end keys.
+        alpha: knot spacing exponent of the spline (0.5: centripetal).
+    Returns:
+        [F, 4, 4] camera-to-world matrices, float32; frame 0 is keys[0].
+    """
+    keys = np.asarray(keys, dtype=np.float64)
+    k = keys.shape[0]
+    if k < 2 or n_frames < 1:
+        raise NerfkitError(
+            f"a path through poses needs >= 2 poses and >= 1 frame, got {k}, {n_frames}"
+        )
+    pos = keys[:, :3, 3]
+    quats = np.stack([rotmat_to_quat(m[:3, :3]) for m in keys])
+    n_seg = k if closed else k - 1
+    if closed:
+        ctrl = pos[np.arange(-1, k + 2) % k]
+    else:  # end tangents: reflect the neighbours of the end points
+        ctrl = np.concatenate([[2 * pos[0] - pos[1]], pos, [2 * pos[-1] - pos[-2]]])
+    chords = np.linalg.norm(ctrl[2 : 2 + n_seg] - ctrl[1 : 1 + n_seg], axis=-1)
+    if chords.sum() <= 1e-12:  # all keys at one place: equal time per segment
+        chords = np.ones(n_seg)
+    ends = np.concatenate([[0.0], np.cumsum(chords)])
+    denom = n_frames if closed else max(n_frames - 1, 1)
+    s = np.arange(n_frames) * ends[-1] / denom
+    seg = np.clip(np.searchsorted(ends, s, side="right") - 1, 0, n_seg - 1)
+    u = np.clip((s - ends[seg]) / chords[seg], 0.0, 1.0)
+    out = np.tile(np.eye(4), (n_frames, 1, 1))
+    for j in range(n_frames):
+        i = seg[j]
+        out[j, :3, 3] = catmull_rom(ctrl[i : i + 4], u[j], alpha)[0]
+        out[j, :3, :3] = qvec_to_rotmat(slerp(quats[i], quats[(i + 1) % k], u[j])[0])
+    return torch.tensor(out, dtype=torch.float32)
+
+
+def select_views(c2w: np.ndarray | Tensor, n_keys: int) -> list[int]:
+    """A spread-out subset of camera poses in a nearest-neighbour order: up to `n_keys` views
+    picked by farthest-point sampling of the positions (from view 0), then ordered by a
+    nearest-neighbour tour starting at view 0.
+
+    Args:
+        c2w: [N, 3|4, 4] camera-to-world matrices. n_keys: how many to keep (>= 1).
+    Returns:
+        indices into c2w, in path order.
+    """
+    pos = np.asarray(c2w, dtype=np.float64)[:, :3, 3]
+    chosen = [0]
+    dist = np.linalg.norm(pos - pos[0], axis=-1)
+    while len(chosen) < min(n_keys, len(pos)):
+        nxt = int(dist.argmax())
+        if dist[nxt] <= 0 and len(chosen) > 1:
+            break
+        chosen.append(nxt)
+        dist = np.minimum(dist, np.linalg.norm(pos - pos[nxt], axis=-1))
+    order, left = [chosen[0]], chosen[1:]
+    while left:
+        here = pos[order[-1]]
+        j = int(np.argmin([np.linalg.norm(pos[i] - here) for i in left]))
+        order.append(left.pop(j))
+    return order
+
+
+def interp_path(
+    c2w: np.ndarray | Tensor, n_frames: int = 120, n_keys: int = 8, closed: bool = True
+) -> tuple[Tensor, list[int]]:
+    """A smooth path through training views: `select_views` picks up to `n_keys` of them,
+    `interpolate_poses` joins them (a loop when `closed`).
+
+    Args:
+        c2w: [N, 4, 4] training camera-to-world matrices (OpenGL frame), N >= 2.
+    Returns:
+        ([n_frames, 4, 4] float32 poses, the indices of the training views passed through).
+    """
+    c2w = np.asarray(c2w, dtype=np.float64)
+    if c2w.shape[0] < 2:
+        raise NerfkitError(
+            f"--path interp needs at least 2 training views, the run has {c2w.shape[0]}; "
+            "use --path orbit or spiral"
+        )
+    keys = select_views(c2w, n_keys)
+    return interpolate_poses(c2w[keys], n_frames, closed), keys
