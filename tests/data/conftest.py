@@ -5,19 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-import torch
 from torch import Tensor
 
 from nerfkit.cameras import Cameras
-
-
-def from_ndc(q: Tensor, focal: float, width: int, height: int) -> Tensor:
-    """NDC points [R, 3] (near plane at depth 1, `nerfkit.render.ndc.ndc_rays`) -> scene [R, 3],
-    the paper's map x' = -f / (W / 2) x / z, y' = -f / (H / 2) y / z, z' = 1 + 2 / z inverted."""
-    z = 2.0 / (q[:, 2] - 1.0)
-    return torch.stack(
-        [-q[:, 0] * z * width / (2 * focal), -q[:, 1] * z * height / (2 * focal), z], -1
-    )
+from nerfkit.render.ndc import from_ndc
 
 
 def ndc_ray_miss(

@@ -108,6 +108,19 @@ class Method(torch.nn.Module):
         """Receive the scene's static background points [P, 3] (`Scene.points`) before training;
         methods with a background loss (Nerfies) keep them, the others ignore them."""
 
+    def point_density(self, points: Tensor, time: float | None = None) -> Tensor:
+        """Density sigma [P] (per unit length of the model's space: NDC for NDC scenes) at
+        points [P, 3] of that space, at `time` for dynamic methods: what `nerfkit export`
+        meshes. Optional: the default raises NotImplementedError, and `nerfkit.export` then
+        uses what it knows of the registered methods' fields (`export.method_field`)."""
+        raise NotImplementedError
+
+    def point_radiance(self, points: Tensor, viewdirs: Tensor, time: float | None = None) -> Tensor:
+        """Colour [P, 3] in [0, 1] emitted at points [P, 3] towards the unit viewing directions
+        viewdirs [P, 3] (the direction of travel of the ray that sees it, in the scene frame);
+        overridden together with `point_density`."""
+        raise NotImplementedError
+
     def param_groups(self, lr: float) -> list[dict]:
         """Optimiser parameter groups; override for per-group learning rates."""
         return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]

@@ -36,3 +36,12 @@ def ndc_rays(
     d1 = ay * (dy / dz - oy / oz)
     d2 = -2.0 * near / oz
     return torch.stack([o0, o1, o2], -1), torch.stack([d0, d1, d2], -1)
+
+
+def from_ndc(q: Tensor, focal: float, width: int, height: int) -> Tensor:
+    """NDC points [N, 3] (near plane at depth 1, `nerfkit.render.ndc.ndc_rays`) -> the scene
+    frame [N, 3]: x' = -f / (W / 2) x / z, y' = -f / (H / 2) y / z, z' = 1 + 2 / z inverted."""
+    z = 2.0 / (q[..., 2] - 1.0)
+    return torch.stack(
+        [-q[..., 0] * z * width / (2 * focal), -q[..., 1] * z * height / (2 * focal), z], -1
+    )
