@@ -1,11 +1,26 @@
-"""`nerfkit ablate`: the NeRF paper's ablation study (Mildenhall et al. 2020, Table 2) as one sweep.
+"""`nerfkit ablate`: ablation studies of the NeRF paper (Table 2) and of the `grid` method.
 
-Every row trains the `nerf` method under the same wall-clock budget into its own ordinary run
-folder `OUTPUT/<row>/` (so `nerfkit eval / render / inspect` work on it), evaluates it on the
-test split and writes `OUTPUT/<row>/ablation_row.json`. When all selected rows are done the sweep
-writes `OUTPUT/ablation.md`, `OUTPUT/ablation.csv`, `OUTPUT/psnr_vs_time.png` and
-`OUTPUT/grid.png` from every row result present in OUTPUT (`nerfkit.ablate_report`). This module
-is the study: the rows, the sweep's config, training and resuming rows, their evaluation.
+`--study nerf` (the default) runs the paper's rows with the `nerf` method; `--study grid` runs the
+same machinery over the `grid` method's own design (GRID_ROWS: occupancy skipping, coarse-to-fine
+growth, the view-dependent colour MLP, the grid resolution). Every (row, seed) pair trains into
+its own ordinary run folder `OUTPUT/<row>/seed<k>/` (so `nerfkit eval / render / inspect` work on
+it), is evaluated on the test split and writes `ablation_row.json` there. When all selected runs
+are done the sweep writes `OUTPUT/ablation.md`, `ablation.csv`, the PSNR-versus-steps (or -time)
+plot, `grid.png` (renders and error images) and `cost.png` from every result present in OUTPUT
+(`nerfkit.ablate_report`, which also holds the statistics). This module is the study: the rows,
+the sweep's config, training and resuming runs, their evaluation.
+
+**Equal steps** (the default): every row trains `--max-steps` steps (DEFAULT_STEPS when not
+given), the learning rate decaying over those steps, so rows differ by their design, not by how
+many steps their cost allowed. `--equal-time` keeps the old comparison: every row trains
+`--budget-minutes` of wall-clock time (optionally capped by `--max-steps`), the learning rate
+decaying over that time. **Seeds**: `--seeds N` (default 3) runs each row with seeds
+seed, seed + 1, ...; a seed sets the weights' initialisation and the order of the ray batches,
+and rows run with the same seed see the same batches (the comparisons are paired). The report
+gives each row's mean and 95 % t-interval over seeds, and the paired difference to `complete`.
+
+On a study scene (`nerfkit.data.synthetic_study`: masks/<split>.npz present) each run is also
+scored on the reflective, textured and thin pixels apart (`region_masks`).
 
 The paper's model takes ~10 s per step on a 2-core CPU, so the rows are built from a *base*
 configuration that can be shrunk (width, depth, rays per step, and a scale on every sample count);
@@ -23,24 +38,27 @@ images_25 / images_50     25 / 50 training images (evenly spaced over the train 
 samples_32_64 ...         n_coarse + n_fine = (32+64)s, (64+128)s, (128+256)s
 ========================  ==========================================================
 
-(s = `sample_scale`). samples_64_128 has the same configuration as complete; its separate run
-shows how much two identical rows differ under a wall-clock budget (timing noise). Two base
+(s = `sample_scale`). samples_64_128 has the same configuration as complete; under a wall-clock
+budget its separate run shows how much two identical rows differ (timing noise). Two base
 settings differ from the paper by default, for every row alike: softplus density (ReLU often
 collapses to an empty scene in short runs of small models) and a 100-step centre-crop warm-up.
+The grid study uses the `grid` method's defaults (its learning rates and rays per step) with
+the final resolution `--grid-resolution`^3 voxels; the NeRF-only flags do not apply to it.
 
 Image subsets: `k` images at indices round(linspace(0, N-1, k)) of the train split (evenly
 spaced, deterministic; no seed needed). With fewer than k train images the row uses them all and
-says so. The row's config.json names the full dataset (the views used are listed in its
+says so. The run's config.json names the full dataset (the views used are listed in its
 ablation_row.json), so resume such a row through `nerfkit ablate`, not `nerfkit train --resume`.
 
-Resuming: a row is done when its `ablation_row.json` exists. A row folder with a checkpoint but no
-result is continued with the Trainer's resume (the checkpoint holds the training time spent, so the
-budget is honoured; metrics logged after that checkpoint are dropped). A row folder without a
-checkpoint holds nothing worth keeping and is restarted from scratch. The sweep's settings are
-saved in `OUTPUT/ablation_config.json`; rerunning into the same OUTPUT with other settings is an
-error (results would not be comparable).
+Resuming: a run is done when its `ablation_row.json` exists. A run folder with a checkpoint but no
+result is continued with the Trainer's resume (the checkpoint holds the steps and training time
+spent, so the budget is honoured; metrics logged after that checkpoint are dropped). A run folder
+without a checkpoint holds nothing worth keeping and is restarted from scratch. The sweep's
+settings are saved in `OUTPUT/ablation_config.json`; rerunning into the same OUTPUT with other
+settings is an error (results would not be comparable), except `--seeds` and `--rows`: more seeds
+or rows add runs to the same study.
 
-FLOPs per ray (`flops_per_ray`): multiply-adds count 2 FLOPs. Per sample, an MLP costs
+FLOPs per ray (`flops_per_ray`, NeRF rows): multiply-adds count 2 FLOPs. Per sample, an MLP costs
 2 * sum(in * out) over its linear layers (biases and activations ignored); the positional
 encoding of a point costs 9 L (3 L multiplies for the frequencies, 3 L sines, 3 L cosines, each
 counted as one FLOP). The coarse network runs on n_coarse samples, the fine network on the
@@ -57,7 +75,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -66,24 +84,27 @@ from nerfkit.ablate_report import write_report
 from nerfkit.atomic import save_json_atomic, write_text_atomic
 from nerfkit.config import TrainConfig, to_dict
 from nerfkit.data.scene import Scene, Split
-from nerfkit.errors import NerfkitError
+from nerfkit.errors import DataError, NerfkitError
+from nerfkit.methods.grid import GridConfig
 from nerfkit.methods.nerf import NeRFConfig, NeRFMLP
 from nerfkit.render.encoding import encoded_dim
 
 RESULT_FILE = "ablation_row.json"
 SWEEP_CONFIG_FILE = "ablation_config.json"
+DEFAULT_STEPS = 1000  # steps per row in the equal-steps comparison when --max-steps is not given
+NEVER = 10**9  # a step no run reaches: switches a scheduled feature of `grid` off
 
 
 @dataclass(frozen=True)
 class Row:
-    """One ablation row: how it changes the base NeRF config (and the training images)."""
+    """One ablation row: how it changes the base method config (and the training images)."""
 
     name: str
     label: str
     paper_psnr: float | None
     """Mean PSNR on the synthetic scenes in the paper's Table 2 (None: not in the table)."""
-    change: Callable[[NeRFConfig, float], NeRFConfig]
-    """(base config, sample scale) -> this row's config."""
+    change: Callable[[Any, float], Any]
+    """(base method config, sample scale) -> this row's config (NeRFConfig or GridConfig)."""
     n_images: int | None = None
     """Train on this many images (evenly spaced subset); None: all."""
 
@@ -96,10 +117,11 @@ def _samples(coarse: int, fine: int) -> Callable[[NeRFConfig, float], NeRFConfig
 
 
 def _scaled(n: int, s: float) -> int:
-    return max(2, int(round(n * s)))
+    """n * s rounded, at least 3 (the fine samples' inverse CDF needs an interior coarse bin)."""
+    return max(3, int(round(n * s)))
 
 
-def _same(c: NeRFConfig, s: float) -> NeRFConfig:
+def _same(c: Any, s: float) -> Any:
     return c
 
 
@@ -109,6 +131,13 @@ def _no_pe(c: NeRFConfig, s: float) -> NeRFConfig:
 
 def _no_viewdirs(c: NeRFConfig, s: float) -> NeRFConfig:
     return replace(c, use_viewdirs=False)
+
+
+def _grid_resolution(side: int) -> Callable[[GridConfig, float], GridConfig]:
+    def change(c: GridConfig, s: float) -> GridConfig:
+        return replace(c, num_voxels_final=side**3)
+
+    return change
 
 
 ROWS: dict[str, Row] = {
@@ -134,31 +163,72 @@ ROWS: dict[str, Row] = {
 }  # fmt: skip
 ROW_NAMES: tuple[str, ...] = tuple(ROWS)
 
+GRID_ROWS: dict[str, Row] = {
+    r.name: r
+    for r in (
+        Row("complete", "Complete grid model", None, _same),
+        Row("no_occupancy", "No occupancy skipping", None,
+            lambda c, s: replace(c, occ_start=NEVER)),
+        Row("no_growth", "No coarse-to-fine growth", None,
+            lambda c, s: replace(c, upsample_steps=())),
+        Row("no_view_mlp", "No view-dependent colour MLP", None,
+            lambda c, s: replace(c, mlp_start=NEVER)),
+        Row("res_64", "64^3 voxels", None, _grid_resolution(64)),
+        Row("res_96", "96^3 voxels", None, _grid_resolution(96)),
+        Row("res_160", "160^3 voxels", None, _grid_resolution(160)),
+    )
+}  # fmt: skip
+"""The `grid` method's design, row by row (complete: `--grid-resolution`^3 voxels)."""
+
+STUDIES: dict[str, tuple[str, dict[str, Row]]] = {
+    "nerf": ("nerf", ROWS),
+    "grid": ("grid", GRID_ROWS),
+}
+"""study -> (method, rows)."""
+
+# the rows each study runs when --rows is not given (all of them)
+STUDY_ROWS: dict[str, tuple[str, ...]] = {
+    "nerf": ROW_NAMES,
+    "grid": tuple(GRID_ROWS),
+}
+
 # settings that make results comparable: a rerun into the same OUTPUT must keep them
 COMPARED_SETTINGS: tuple[str, ...] = (
-    "data", "budget_minutes", "downscale", "width", "depth", "skip", "sample_scale", "pos_freqs",
-    "dir_freqs", "batch_rays", "lr", "max_steps", "max_test_views", "eval_downscale", "val_every",
-    "seed", "precrop_steps", "density_activation",
+    "study", "equal_time", "data", "budget_minutes", "downscale", "width", "depth", "skip",
+    "sample_scale", "pos_freqs", "dir_freqs", "batch_rays", "lr", "max_steps", "max_test_views",
+    "eval_downscale", "val_every", "seed", "precrop_steps", "density_activation",
+    "grid_resolution",
 )  # fmt: skip
 
 
 @dataclass
 class AblationConfig:
-    """Run the NeRF paper's ablation rows under one equal wall-clock budget each.
+    """Run an ablation study (the NeRF paper's rows, or the `grid` method's design) at equal
+    steps (or equal wall-clock time), several seeds per row.
 
-    Each row trains into OUTPUT/<row>/ (a normal run folder), is evaluated on the test split and
-    the sweep writes ablation.md, ablation.csv, psnr_vs_time.png and grid.png into OUTPUT.
-    A killed sweep resumes with the rows not yet done when run again with the same flags.
+    Each (row, seed) trains into OUTPUT/<row>/seed<k>/ (a normal run folder), is evaluated on
+    the test split and the sweep writes ablation.md, ablation.csv, the PSNR curves, grid.png
+    (renders and |render - truth|) and cost.png into OUTPUT. A killed sweep resumes with the
+    runs not yet done when run again with the same flags.
     """
 
     data: Path
     """Dataset folder (any format `nerfkit train` reads)."""
-    budget_minutes: float = 2.0
-    """Training time per row (loading, validation and evaluation excluded)."""
+    study: Literal["nerf", "grid"] = "nerf"
+    """nerf: the paper's Table 2 rows (method nerf); grid: the grid method's design rows."""
     output: Path = Path("runs/ablation")
-    """Sweep folder: one run folder per row plus the tables and plots."""
-    rows: tuple[str, ...] = ROW_NAMES
-    """Rows to run (default: all), e.g. --rows complete no_pe."""
+    """Sweep folder: one run folder per row and seed, plus the tables and plots."""
+    rows: tuple[str, ...] | None = None
+    """Rows to run (default: all of the study), e.g. --rows complete no_pe."""
+    seeds: int = 3
+    """Runs per row, with seeds seed, seed + 1, ... (more seeds can be added later)."""
+    equal_time: bool = False
+    """Compare rows at an equal wall-clock budget (--budget-minutes) instead of equal steps."""
+    max_steps: int | None = None
+    """Steps per row (equal steps; default 1000). With --equal-time: also stop each row after
+    this many steps."""
+    budget_minutes: float = 2.0
+    """With --equal-time: training time per row (loading, validation and evaluation excluded)."""
     downscale: int = 1
     """Divide the dataset's image size and focal length by this."""
     width: int = 64
@@ -178,11 +248,12 @@ class AblationConfig:
     often collapse to an empty scene (all densities negative, zero gradient) in the first ~100
     steps; softplus (as mip-NeRF) keeps a gradient."""
     batch_rays: int = 512
-    """Rays per step (paper: 4096)."""
+    """Rays per step (paper: 4096; nerf study only)."""
     lr: float = 1e-3
-    """Initial learning rate, decayed exponentially to lr / 20 over the budget (paper: 5e-4)."""
-    max_steps: int | None = None
-    """Also stop each row after this many steps (for tests and step-equal comparisons)."""
+    """Initial learning rate, decayed exponentially to lr / 20 over the steps or the budget
+    (paper: 5e-4; nerf study only)."""
+    grid_resolution: int = 128
+    """Grid study: voxels per side at the end of growth of every row but res_* (default 128)."""
     max_test_views: int | None = None
     """Evaluate at most this many test views (evenly spaced; default: all)."""
     eval_downscale: int = 1
@@ -190,20 +261,45 @@ class AblationConfig:
     precrop_steps: int = 100
     """Draw rays only from the central half of the images for this many first steps (the
     reference code's remedy, 500 steps on synthetic scenes, against the density collapsing to an
-    empty scene early in training; 0 = off)."""
+    empty scene early in training; 0 = off; nerf study only)."""
     val_every: int = 100
-    """Render the first val view every N steps for the PSNR-versus-time curves (0 = never)."""
+    """Render the first val view every N steps for the PSNR curves (0 = never)."""
     grid_view: int = 0
     """Test view shown in the grid (an index into the evaluated views)."""
     seed: int = 0
+    """Seed of each row's first run."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = None
     """CPU threads for torch (default: torch's choice)."""
     progress: bool = True
     """Show progress bars."""
 
+    @property
+    def method(self) -> str:
+        """The method the study trains."""
+        return STUDIES[self.study][0]
+
+    @property
+    def study_rows(self) -> dict[str, Row]:
+        """The rows of the study, by name."""
+        return STUDIES[self.study][1]
+
+    def row_names(self) -> tuple[str, ...]:
+        """The rows to run: --rows (unique, in the order given) or all of the study."""
+        return tuple(dict.fromkeys(self.rows)) if self.rows else STUDY_ROWS[self.study]
+
+    def seed_values(self) -> list[int]:
+        """The seeds of every row's runs."""
+        return [self.seed + k for k in range(self.seeds)]
+
+    def steps(self) -> int | None:
+        """Steps per row: max_steps, or DEFAULT_STEPS at equal steps (None: time only)."""
+        if self.max_steps is not None or self.equal_time:
+            return self.max_steps
+        return DEFAULT_STEPS
+
     def base_nerf(self) -> NeRFConfig:
-        """The base NeRF configuration every row modifies."""
+        """The base NeRF configuration every NeRF row modifies."""
         return NeRFConfig(
             width=self.width,
             depth=self.depth,
@@ -215,11 +311,28 @@ class AblationConfig:
             density_activation=self.density_activation,
         )
 
+    def base_grid(self) -> GridConfig:
+        """The base grid configuration every grid row modifies (the method's defaults at
+        `grid_resolution`^3 voxels)."""
+        return GridConfig(num_voxels_final=self.grid_resolution**3)
+
+    def base(self) -> NeRFConfig | GridConfig:
+        """The base configuration of the study's method."""
+        return self.base_nerf() if self.study == "nerf" else self.base_grid()
+
     def compared(self) -> dict:
         """The settings that must not change when a sweep is resumed (JSON-friendly)."""
         d = {k: getattr(self, k) for k in COMPARED_SETTINGS}
         d["data"] = str(Path(self.data).resolve())
+        d["max_steps"] = self.steps()
+        if not self.equal_time:
+            d["budget_minutes"] = None  # not used at equal steps
         return d
+
+
+def run_name(row: str, seed: int) -> str:
+    """The run folder of (row, seed), relative to OUTPUT."""
+    return f"{row}/seed{seed}"
 
 
 # -- model cost ---------------------------------------------------------------------------------
@@ -283,30 +396,37 @@ def scene_with_train_subset(scene: Scene, k: int) -> Scene:
     return Scene(splits=splits, meta=scene.meta)
 
 
-# -- one row ------------------------------------------------------------------------------------
-def row_train_config(cfg: AblationConfig, row: Row) -> TrainConfig:
-    """The TrainConfig of one row (method 'nerf', set explicitly)."""
-    nerf = row.change(cfg.base_nerf(), cfg.sample_scale)
+# -- one run ------------------------------------------------------------------------------------
+def row_method_config(cfg: AblationConfig, row: Row) -> NeRFConfig | GridConfig:
+    """The method config of one row of the study."""
+    return row.change(cfg.base(), cfg.sample_scale)
+
+
+def row_train_config(cfg: AblationConfig, row: Row, seed: int | None = None) -> TrainConfig:
+    """The TrainConfig of one (row, seed) run (method set explicitly; seed default cfg.seed)."""
+    seed = cfg.seed if seed is None else seed
+    nerf = cfg.study == "nerf"
+    method_cfg = {cfg.method: row_method_config(cfg, row)}
     return TrainConfig(
         data=Path(cfg.data),
-        output=Path(cfg.output) / row.name,
-        method="nerf",
+        output=Path(cfg.output) / run_name(row.name, seed),
+        method=cfg.method,
         downscale=cfg.downscale,
-        max_steps=cfg.max_steps,
-        max_minutes=cfg.budget_minutes,
-        batch_rays=cfg.batch_rays,
-        lr=cfg.lr,
-        lr_final=cfg.lr / 20.0,
-        precrop_steps=cfg.precrop_steps,
+        max_steps=cfg.steps(),
+        max_minutes=cfg.budget_minutes if cfg.equal_time else None,
+        batch_rays=cfg.batch_rays if nerf else None,
+        lr=cfg.lr if nerf else None,
+        lr_final=cfg.lr / 20.0 if nerf else None,
+        precrop_steps=cfg.precrop_steps if nerf else 0,
         precrop_frac=0.5,
-        seed=cfg.seed,
+        seed=seed,
         log_every=10,
         val_every=cfg.val_every,
         ckpt_every=200,
         device=cfg.device,
         threads=cfg.threads,
         progress=cfg.progress,
-        nerf=nerf,
+        **method_cfg,
     )
 
 
@@ -325,12 +445,12 @@ def _truncate_metrics(run_dir: Path, step: int) -> None:
     write_text_atomic(path, "".join(s + "\n" for s in keep))
 
 
-def train_row(cfg: AblationConfig, row: Row, scene: Scene) -> dict:
-    """Train one row into OUTPUT/<row> (resuming a checkpointed partial run). Returns facts."""
+def train_row(cfg: AblationConfig, row: Row, scene: Scene, seed: int | None = None) -> dict:
+    """Train one (row, seed) run (resuming a checkpointed partial run). Returns facts."""
     from nerfkit.run import CHECKPOINT_FILE
     from nerfkit.train import train
 
-    tcfg = row_train_config(cfg, row)
+    tcfg = row_train_config(cfg, row, seed)
     run_dir = Path(tcfg.output)
     if row.n_images is not None:
         scene = scene_with_train_subset(scene, row.n_images)
@@ -364,20 +484,76 @@ def eval_indices(n: int, max_views: int | None) -> list[int]:
     return list(range(n)) if max_views is None else subset_indices(n, max_views)
 
 
-def evaluate_row(cfg: AblationConfig, row: Row, scene: Scene) -> dict:
-    """Evaluate OUTPUT/<row> on (part of) the test split; PNGs go to OUTPUT/<row>/eval_test/."""
+def _eval_split(scene: Scene) -> str:
+    return "test" if "test" in scene.splits else "val"
+
+
+def region_errors(
+    pred: torch.Tensor, true: torch.Tensor, masks: dict[str, np.ndarray]
+) -> dict[str, dict[str, float]]:
+    """Squared error of 8-bit-quantised images per region: {region: {sse, values}}.
+
+    Args:
+        pred, true: [H, W, 3] in [0, 1]. masks: {region: bool [H, W]}.
+    Returns:
+        the sum of squared errors and the number of values (3 per pixel) in each region, to be
+        pooled over views (`pooled_psnr`).
+    """
+    from nerfkit.metrics import quantize
+
+    err = ((quantize(pred) - quantize(true)) ** 2).sum(-1).double().cpu().numpy()
+    return {
+        name: {"sse": float(err[m].sum()), "values": 3 * int(m.sum())} for name, m in masks.items()
+    }
+
+
+def pooled_psnr(views: list[dict], region: str) -> float | None:
+    """PSNR of a region over all evaluated views (one MSE over all their region pixels)."""
+    from nerfkit.metrics import mse_to_psnr
+
+    sse = sum(v["regions"][region]["sse"] for v in views)
+    n = sum(v["regions"][region]["values"] for v in views)
+    return mse_to_psnr(sse / n) if n else None
+
+
+def _view_masks(
+    masks: dict[str, np.ndarray], k: int, image: torch.Tensor, data: Path
+) -> dict[str, np.ndarray]:
+    """View k's region masks [H, W]; a DataError when they do not fit its image [H, W, 3]."""
+    shape = tuple(image.shape[:2])
+    for m in masks.values():
+        if len(m) <= k or m.shape[1:] != shape:
+            raise DataError(
+                f"{Path(data) / 'masks'}: the region masks do not match the images (view {k}, "
+                f"image {shape[1]}x{shape[0]}); regenerate the study scene"
+            )
+    return {name: m[k] for name, m in masks.items()}
+
+
+def evaluate_row(cfg: AblationConfig, row: Row, scene: Scene, seed: int | None = None) -> dict:
+    """Evaluate one (row, seed) run on (part of) the test split.
+
+    Writes the renders and the error images |render - truth| (`<name>_error.png`) to
+    OUTPUT/<row>/seed<k>/eval_test/ and the grid view's truth to OUTPUT/grid_truth.png.
+    """
+    from nerfkit.ablate_report import error_image
     from nerfkit.data.io import downscale_image
+    from nerfkit.data.synthetic_study import region_masks
     from nerfkit.media import write_png
     from nerfkit.metrics import image_metrics, summarize
     from nerfkit.run import load_run
 
-    run = load_run(Path(cfg.output) / row.name, cfg.device)
-    sp = scene.splits.get("test") or scene.split("val")
+    seed = cfg.seed if seed is None else seed
+    run_dir = Path(cfg.output) / run_name(row.name, seed)
+    run = load_run(run_dir, cfg.device)
+    split = _eval_split(scene)
+    sp = scene.split(split)
     idx = eval_indices(len(sp), cfg.max_test_views)
     f = cfg.eval_downscale
+    masks = region_masks(cfg.data, split, cfg.downscale * f)
     cams = sp.cameras.scaled(f) if f > 1 else sp.cameras
     meta = run.meta
-    out_dir = Path(cfg.output) / row.name / "eval_test"
+    out_dir = run_dir / "eval_test"
     views = []
     it = idx
     if cfg.progress:
@@ -388,47 +564,68 @@ def evaluate_row(cfg: AblationConfig, row: Row, scene: Scene) -> dict:
         t = None if sp.times is None else float(sp.times[k])
         r = run.method.render_image(cams, k, meta.near, meta.far, ndc=meta.ndc, time=t)
         true = downscale_image(sp.images[k], f)[: cams.height, : cams.width]
-        views.append({"name": sp.names[k], **image_metrics(r.rgb, true)})
+        view = {"name": sp.names[k], **image_metrics(r.rgb, true)}
+        if masks is not None:
+            view["regions"] = region_errors(r.rgb, true, _view_masks(masks, k, true, cfg.data))
+        views.append(view)
         write_png(out_dir / f"{sp.names[k]}.png", r.rgb)
+        write_png(out_dir / f"{sp.names[k]}_error.png", error_image(r.rgb, true))
         if k == idx[min(cfg.grid_view, len(idx) - 1)]:
             write_png(Path(cfg.output) / "grid_truth.png", true)
+    regions = {}
+    if masks is not None:
+        regions = {name: pooled_psnr(views, name) for name in masks}
     return {
         "psnr": summarize(views)["psnr"],
         "ssim": summarize(views)["ssim"],
+        "regions": regions,
         "eval_resolution": [cams.width, cams.height],
         "views": views,
         "step": run.step,
+        "params": sum(p.numel() for p in run.method.parameters()),
     }
 
 
-def run_row(cfg: AblationConfig, row: Row, scene: Scene) -> dict:
-    """Train and evaluate one row; writes and returns its result."""
+def run_row(cfg: AblationConfig, row: Row, scene: Scene, seed: int | None = None) -> dict:
+    """Train and evaluate one (row, seed) run; writes and returns its result."""
+    seed = cfg.seed if seed is None else seed
     t0 = time.perf_counter()
-    facts = train_row(cfg, row, scene)
-    ev = evaluate_row(cfg, row, scene)
-    nerf = row.change(cfg.base_nerf(), cfg.sample_scale)
+    facts = train_row(cfg, row, scene, seed)
+    ev = evaluate_row(cfg, row, scene, seed)
+    mc = row_method_config(cfg, row)
     result = {
         "row": row.name,
         "label": row.label,
+        "seed": seed,
+        "study": cfg.study,
         "paper_psnr": row.paper_psnr,
-        **{k: ev[k] for k in ("psnr", "ssim", "eval_resolution")},
+        **{k: ev[k] for k in ("psnr", "ssim", "regions", "eval_resolution", "params")},
         "steps": facts["steps"],
         "train_seconds": facts["train_seconds"],
         "sec_per_step": facts["sec_per_step"],
-        "params": param_count(nerf),
-        "flops_per_ray": flops_per_ray(nerf),
-        "n_coarse": nerf.n_coarse,
-        "n_fine": nerf.n_fine,
-        "pos_freqs": nerf.pos_freqs,
-        "dir_freqs": nerf.dir_freqs,
-        "use_viewdirs": nerf.use_viewdirs,
         "n_train_images": len(facts["train_images"]),
         "train_images": facts["train_images"],
         "views": ev["views"],
         "wall_seconds": time.perf_counter() - t0,
         "sweep": cfg.compared(),
     }
-    save_json_atomic(Path(cfg.output) / row.name / RESULT_FILE, result)
+    if isinstance(mc, NeRFConfig):
+        result |= {
+            "flops_per_ray": flops_per_ray(mc),
+            "n_coarse": mc.n_coarse,
+            "n_fine": mc.n_fine,
+            "pos_freqs": mc.pos_freqs,
+            "dir_freqs": mc.dir_freqs,
+            "use_viewdirs": mc.use_viewdirs,
+        }
+    else:
+        result |= {
+            "voxels": mc.num_voxels_final,
+            "occupancy": mc.occ_start < NEVER,
+            "growth": len(mc.upsample_steps) > 0,
+            "view_mlp": mc.mlp_start < NEVER,
+        }
+    save_json_atomic(Path(cfg.output) / run_name(row.name, seed) / RESULT_FILE, result)
     return result
 
 
@@ -454,13 +651,14 @@ def _check_sweep_config(cfg: AblationConfig) -> None:
     save_json_atomic(path, want)
 
 
-def load_results(output: Path) -> list[dict]:
-    """Every row result in OUTPUT, in the paper's row order."""
+def load_results(output: Path, study: str = "nerf") -> list[dict]:
+    """Every run result in OUTPUT, in the study's row order, seeds ascending."""
     out = []
-    for name in ROW_NAMES:
-        p = Path(output) / name / RESULT_FILE
-        if p.is_file():
-            out.append(json.loads(p.read_text()))
+    for name in STUDIES[study][1]:
+        found = []
+        for p in (Path(output) / name).glob(f"seed*/{RESULT_FILE}"):
+            found.append(json.loads(p.read_text()))
+        out += sorted(found, key=lambda r: r["seed"])
     return out
 
 
@@ -468,66 +666,88 @@ def warm_up(cfg: AblationConfig, scene: Scene, steps: int = 3) -> None:
     """A few untimed training steps of the complete row's model, written nowhere."""
     from nerfkit.train import Trainer
 
-    tcfg = replace(row_train_config(cfg, ROWS["complete"]), progress=False, max_steps=steps)
+    row = cfg.study_rows["complete"]
+    tcfg = replace(row_train_config(cfg, row), progress=False, max_steps=steps)
     trainer = Trainer(tcfg, scene)
     for _ in range(steps):
         trainer.train_step()
 
 
+def _check(cfg: AblationConfig) -> list[Row]:
+    """The rows to run; NerfkitError (one line) for unknown rows or bad numbers."""
+    rows = cfg.study_rows
+    unknown = [r for r in cfg.row_names() if r not in rows]
+    if unknown:
+        raise NerfkitError(
+            f"unknown {cfg.study} ablation row(s) {', '.join(unknown)}; known: {', '.join(rows)}"
+        )
+    if cfg.equal_time and cfg.budget_minutes <= 0:
+        raise NerfkitError(f"--budget-minutes must be > 0, got {cfg.budget_minutes}")
+    for name in ("eval_downscale", "downscale", "seeds"):
+        if getattr(cfg, name) < 1:
+            raise NerfkitError(f"--{name.replace('_', '-')} must be >= 1")
+    if cfg.max_steps is not None and cfg.max_steps < 1:
+        raise NerfkitError(f"--max-steps must be >= 1, got {cfg.max_steps}")
+    return [rows[r] for r in cfg.row_names()]
+
+
 def run_ablation(cfg: AblationConfig) -> list[dict]:
-    """Run (or resume) the sweep; returns the results of every row done in OUTPUT."""
+    """Run (or resume) the sweep, seed by seed (every row with the first seed, then the next);
+    returns the results of every run done in OUTPUT."""
     from nerfkit.data import load_scene
     from nerfkit.train import TrainingInterrupted
 
-    unknown = [r for r in cfg.rows if r not in ROWS]
-    if unknown:
-        raise NerfkitError(
-            f"unknown ablation row(s) {', '.join(unknown)}; known: {', '.join(ROW_NAMES)}"
-        )
-    if cfg.budget_minutes <= 0:
-        raise NerfkitError(f"--budget-minutes must be > 0, got {cfg.budget_minutes}")
-    for name in ("eval_downscale", "downscale"):
-        if getattr(cfg, name) < 1:
-            raise NerfkitError(f"--{name.replace('_', '-')} must be >= 1")
-    rows = [ROWS[r] for r in dict.fromkeys(cfg.rows)]  # unique, in the order given
+    rows = _check(cfg)
     scene = load_scene(cfg.data, downscale=cfg.downscale)
     _check_sweep_config(cfg)
-    base = cfg.base_nerf()
-    print(
-        f"ablation: {len(rows)} row(s), {cfg.budget_minutes:g} min each"
-        + (f" or {cfg.max_steps} steps" if cfg.max_steps else "")
-        + f"; base NeRF width {base.width}, depth {base.depth}, "
-        f"samples {base.n_coarse}+{base.n_fine}, "
-        f"L {base.pos_freqs}/{base.dir_freqs}, {cfg.batch_rays} rays/step -> {cfg.output}"
+    base = cfg.base()
+    budget = (
+        f"{cfg.budget_minutes:g} min each" + (f" or {cfg.max_steps} steps" if cfg.max_steps else "")
+        if cfg.equal_time
+        else f"{cfg.steps()} steps each"
     )
+    if isinstance(base, NeRFConfig):
+        what = (
+            f"base NeRF width {base.width}, depth {base.depth}, samples {base.n_coarse}+"
+            f"{base.n_fine}, L {base.pos_freqs}/{base.dir_freqs}, {cfg.batch_rays} rays/step"
+        )
+    else:
+        what = f"base grid {cfg.grid_resolution}^3 voxels"
+    print(
+        f"ablation ({cfg.study}): {len(rows)} row(s) x {cfg.seeds} seed(s), {budget}; {what} "
+        f"-> {cfg.output}"
+    )
+    runs = [(row, seed) for seed in cfg.seed_values() for row in rows]
     warm = False
-    for i, row in enumerate(rows, 1):
-        tag = f"[{i}/{len(rows)}] {row.name}"
-        if (Path(cfg.output) / row.name / RESULT_FILE).is_file():
-            print(f"{tag}: done already (delete {row.name}/{RESULT_FILE} to rerun)")
+    for i, (row, seed) in enumerate(runs, 1):
+        tag = f"[{i}/{len(runs)}] {row.name} seed {seed}"
+        name = run_name(row.name, seed)
+        if (Path(cfg.output) / name / RESULT_FILE).is_file():
+            print(f"{tag}: done already (delete {name}/{RESULT_FILE} to rerun)")
             continue
         print(f"{tag}: {row.label}", flush=True)
-        if not warm:  # torch's first steps are slow: keep that out of the first row's budget
+        if not warm:  # torch's first steps are slow: keep them out of the budget and s/step
             warm_up(cfg, scene)
             warm = True
         try:
-            r = run_row(cfg, row, scene)
+            r = run_row(cfg, row, scene, seed)
         except TrainingInterrupted:
             raise TrainingInterrupted(
-                f"interrupted in row {row.name}; its checkpoint is saved; rerun the same "
-                "`nerfkit ablate` command to resume the sweep"
+                f"interrupted in row {row.name} seed {seed}; its checkpoint is saved; rerun the "
+                "same `nerfkit ablate` command to resume the sweep"
             ) from None
         print(
             f"{tag}: test PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.3f}, {r['steps']} steps, "
             f"{r['sec_per_step']:.3f} s/step",
             flush=True,
         )
-    results = load_results(cfg.output)
+    results = load_results(cfg.output, cfg.study)
     write_report(cfg, results)
     return results
 
 
 __all__ = [
+    "GRID_ROWS",
     "ROWS",
     "ROW_NAMES",
     "AblationConfig",
