@@ -40,15 +40,30 @@ class RenderArgs:
 
     run: tyro.conf.Positional[Path]
     path: str = "auto"
-    """orbit (object scenes), spiral (forward-facing), auto, a nerfstudio camera-path .json, or
-    fixed (dynamic runs: one dataset camera held still while time sweeps 0 -> 1)."""
+    """orbit (object scenes), spiral (forward-facing), auto, interp (a smooth loop through
+    training views), a nerfstudio camera-path .json (perspective, fisheye or equirectangular;
+    its size, fps and render_time are used), or fixed (dynamic runs: one dataset camera held
+    still while time sweeps 0 -> 1)."""
     output: Path | None = None
     """Output .mp4 file or folder (default: RUN/render/<path>.mp4)."""
     frames: int = 120
-    fps: int = 30
+    """Frames of a generated path (orbit, spiral, interp, fixed); a .json path has its own."""
+    fps: float | None = None
+    """Video frame rate (default: a .json path's, else 30)."""
     downscale: int | None = None
     """Render at the dataset's full resolution divided by this (default: the run's training
-    --downscale, i.e. the resolution it was trained at; 1: full resolution)."""
+    --downscale, i.e. the resolution it was trained at; 1: full resolution). A .json path: its
+    render_width/height divided by this."""
+    path_frame: str | None = None
+    """World frame of a --path .json: scene (the run's cameras, scene.json), dataset (the
+    dataset's own pose file), or nerfstudio:FILE (a nerfstudio run on the same data, FILE its
+    dataparser_transforms.json; for paths from nerfstudio's viewer). Default: the frame the
+    file names (nerfkit writes "scene"), else dataset."""
+    save_path: Path | None = None
+    """Also write the camera path that is rendered as an editable nerfstudio camera-path .json
+    (scene frame, keyframes included); with --no-render, write only that file."""
+    render: bool = True
+    """Render the video (--no-render: only --save-path)."""
     time: float | None = None
     """Dynamic runs: freeze time at this instant in [0, 1] along the moving camera path."""
     view: int | None = None
@@ -135,13 +150,68 @@ class ProcessArgs:
     """Show COLMAP's own log."""
 
 
+@dataclass
+class ViewArgs:
+    """Show a trained run in the live viewer (a web page; needs `pip install 'nerfkit[viewer]'`)
+    until Ctrl-C: move the camera, switch RGB / depth / opacity, click a training camera, edit
+    a camera path for `nerfkit render`."""
+
+    run: tyro.conf.Positional[Path]
+    host: str = "127.0.0.1"
+    """Address to listen on (0.0.0.0: all interfaces; or SSH port forwarding to 127.0.0.1)."""
+    port: int = 7007
+    """Port to listen on (the next free one if taken; the printed URL says)."""
+    device: str = "auto"
+
+
+@dataclass
+class ExportArgs:
+    """Export a trained run's geometry: `mesh` (marching cubes on the density, vertex colours;
+    PLY, OBJ or GLB) or `pointcloud` (expected-depth points of the training views with colours
+    and normals, outliers removed; PLY), in the dataset's frame and scale by default."""
+
+    kind: tyro.conf.Positional[Literal["mesh", "pointcloud"]]
+    run: tyro.conf.Positional[Path]
+    output: Path | None = None
+    """Output file (mesh: its suffix .ply/.obj/.glb sets the format) or folder (default:
+    RUN/export/mesh.<format> or RUN/export/pointcloud.ply)."""
+    format: str = "ply"
+    """mesh: ply, obj or glb (point clouds: ply)."""
+    frame: str = "dataset"
+    """dataset: the dataset's own frame and scale (undoing the loader's recentring/rescaling
+    and NDC); scene: the frame of the run's cameras."""
+    time: float | None = None
+    """Dynamic runs: the instant in [0, 1] to export (default 0)."""
+    resolution: int | None = None
+    """mesh: vertices along the longest side of the density volume (default: the grid's own
+    vertices for `grid`, 256 for the other methods)."""
+    threshold: str = "auto"
+    """mesh: the density level of the surface, or auto (ln 2 / voxel: a one-voxel slab is
+    half opaque)."""
+    views: int = 20
+    """pointcloud: training views to use, evenly chosen (0: all)."""
+    downscale: int | None = None
+    """pointcloud: render the views at full resolution divided by this (default: as trained)."""
+    min_opacity: float = 0.9
+    """pointcloud: pixels whose opacity is at most this give no point."""
+    neighbours: int = 16
+    """pointcloud: k of the statistical outlier removal (0: keep every point)."""
+    std_ratio: float = 2.0
+    """pointcloud: drop points whose mean k-neighbour distance exceeds the mean by this many
+    standard deviations."""
+    device: str = "auto"
+
+
 def _run(cmd: object) -> int:
     if isinstance(cmd, TrainConfig):
         from nerfkit.train import train
 
         res = train(cmd)
         val = f", val PSNR {res.val_psnr:.2f} dB" if res.val_psnr is not None else ""
-        print(f"trained to step {res.step} in {res.elapsed / 60:.1f} min{val}; run: {res.run_dir}")
+        if res.rank == 0:  # under torchrun, one summary line for the job
+            print(
+                f"trained to step {res.step} in {res.elapsed / 60:.1f} min{val}; run: {res.run_dir}"
+            )
     elif isinstance(cmd, EvalArgs):
         from nerfkit.evaluate import evaluate_run
 
@@ -155,11 +225,17 @@ def _run(cmd: object) -> int:
     elif isinstance(cmd, RenderArgs):
         from nerfkit.video import render_path
 
-        rgb, depth = render_path(
+        if not cmd.render and cmd.save_path is None:
+            raise NerfkitError("--no-render writes nothing without --save-path FILE.json")
+        out = render_path(
             cmd.run, cmd.path, cmd.output, cmd.frames, cmd.fps, cmd.downscale, cmd.device,
-            time=cmd.time, view=cmd.view,
+            time=cmd.time, view=cmd.view, path_frame=cmd.path_frame, save_path=cmd.save_path,
+            render=cmd.render,
         )  # fmt: skip
-        print(f"wrote {rgb} and {depth}")
+        if cmd.save_path is not None:
+            print(f"wrote camera path {cmd.save_path}")
+        if out is not None:
+            print(f"wrote {out[0]} and {out[1]}")
     elif isinstance(cmd, DemoArgs):
         from nerfkit.demo import run_demo
 
@@ -173,7 +249,7 @@ def _run(cmd: object) -> int:
         from nerfkit.ablate import run_ablation
 
         results = run_ablation(cmd)
-        print(f"{len(results)} row(s) in {cmd.output}: ablation.md, ablation.csv, plots")
+        print(f"{len(results)} run(s) in {cmd.output}: ablation.md, ablation.csv, plots")
     elif isinstance(cmd, InspectArgs):
         if cmd.deformation:
             _inspect_deformation(cmd)
@@ -186,6 +262,11 @@ def _run(cmd: object) -> int:
             )
         path, prof = inspect_ray(cmd.run, cmd.view, *cmd.pixel, cmd.split, cmd.output, cmd.device)
         print(f"wrote {path} (opacity {prof['acc']:.3f}, depth {prof['depth']:.3f})")
+    elif isinstance(cmd, ExportArgs):
+        from nerfkit.export import run_export
+
+        r = run_export(cmd)
+        print(f"wrote {r['path']} ({r['summary']})")
     elif isinstance(cmd, ProcessArgs):
         from nerfkit.process import process
 
@@ -205,6 +286,12 @@ def _run(cmd: object) -> int:
             f"({r.num_points} points, reprojection error {r.mean_reprojection_error:.2f} px) "
             f"-> {r.output}/transforms.json"
         )
+    elif isinstance(cmd, ViewArgs):
+        from nerfkit.viewer import require_viser
+        from nerfkit.viewer.server import view_run
+
+        require_viser()
+        view_run(cmd.run, cmd.host, cmd.port, cmd.device)
     return 0
 
 
@@ -236,7 +323,9 @@ def main(argv: list[str] | None = None) -> None:
         | Annotated[MethodsArgs, tyro.conf.subcommand("methods")]
         | Annotated[AblationConfig, tyro.conf.subcommand("ablate")]
         | Annotated[InspectArgs, tyro.conf.subcommand("inspect")]
-        | Annotated[ProcessArgs, tyro.conf.subcommand("process")],
+        | Annotated[ProcessArgs, tyro.conf.subcommand("process")]
+        | Annotated[ViewArgs, tyro.conf.subcommand("view")]
+        | Annotated[ExportArgs, tyro.conf.subcommand("export")],
         args=argv,
         prog="nerfkit",
         description="Neural Radiance Fields: train, evaluate and render on a CPU or GPU.",

@@ -69,6 +69,16 @@ class TrainOptions:
     """CPU threads for torch (default: torch's choice, all cores)."""
     progress: bool = True
     """Show a progress bar."""
+    viewer: bool = False
+    """Serve the live viewer (a web page) while training; training never waits for a browser.
+    Needs `pip install 'nerfkit[viewer]'`."""
+    viewer_host: str = "127.0.0.1"
+    """--viewer: address to listen on (0.0.0.0: all interfaces; or SSH port forwarding)."""
+    viewer_port: int = 7007
+    """--viewer: port to listen on (the next free one if taken; the printed URL says)."""
+    dist_timeout: float = 300.0
+    """Under torchrun: seconds a rank waits for the others (at start, at each step's gradient
+    exchange, while rank 0 validates or checkpoints) before the job fails with an error."""
 
     def ndc_choice(self) -> bool | None:
         """`--ndc` as `load_scene` takes it: None (the format decides), True or False."""

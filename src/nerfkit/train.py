@@ -4,8 +4,10 @@ and Ctrl-C that saves before exiting."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -14,8 +16,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from nerfkit import distributed
 from nerfkit.cameras import Rays
-from nerfkit.config import AUTO_METHOD, TrainConfig
+from nerfkit.config import AUTO_METHOD, TrainConfig, to_dict
 from nerfkit.data import Scene, Split, load_scene
 from nerfkit.errors import NerfkitError
 from nerfkit.media import colorize_depth, to_uint8, write_png
@@ -33,6 +36,9 @@ from nerfkit.run import (
     save_checkpoint,
     save_run_files,
 )
+from nerfkit.viewer import require_viser
+from nerfkit.viewer.render_loop import FairLock
+from nerfkit.viewer.server import training_viewer
 
 DEFAULT_MAX_STEPS = 200_000
 
@@ -51,8 +57,12 @@ class RayBatcher:
         self.pixels = split.images.reshape(-1, 3)
         self.gen = torch.Generator().manual_seed(seed)
 
-    def sample(self, count: int, crop_frac: float | None = None) -> tuple[Rays, Tensor]:
-        """`count` random rays; with `crop_frac`, only from the central crop of each image."""
+    def sample(
+        self, count: int, crop_frac: float | None = None, part: slice | None = None
+    ) -> tuple[Rays, Tensor]:
+        """`count` random rays; with `crop_frac`, only from the central crop of each image.
+        With `part`, only those rows of the `count` drawn (a rank's slice of the global batch:
+        every rank draws the whole batch, so the generator stays the same on all of them)."""
         g = self.gen
         if crop_frac is None:
             idx = torch.randint(0, self.n * self.h * self.w, (count,), generator=g)
@@ -65,6 +75,8 @@ class RayBatcher:
             py = torch.randint(0, ch, (count,), generator=g) + (self.h - ch) // 2
             px = torch.randint(0, cw, (count,), generator=g) + (self.w - cw) // 2
             idx = (cam * self.h + py) * self.w + px
+        if part is not None:
+            idx, cam, py, px = idx[part], cam[part], py[part], px[part]
         times = None if self.split.times is None else self.split.times[cam]
         rays = self.split.cameras.rays(
             cam, px.float() + 0.5, py.float() + 0.5, self.near, self.far, ndc=self.ndc, time=times
@@ -80,6 +92,8 @@ class TrainResult:
     elapsed: float
     train_psnr: float
     val_psnr: float | None
+    rank: int = 0
+    """Under torchrun, the rank that returned this (only rank 0 validates and reports)."""
 
 
 def _lr_at(cfg: TrainConfig, progress: float) -> float:
@@ -107,6 +121,10 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, scene: Scene | None = None) -> None:
         self.cfg = cfg
+        if cfg.viewer:
+            require_viser()  # a missing extra fails before any data is read
+        self.render_lock = FairLock()
+        """Held around each training step; the viewer's render thread takes it per chunk."""
         if cfg.method != AUTO_METHOD:
             cfg.method_spec()  # an unknown --method fails before the data is read
         if cfg.max_steps is None and cfg.max_minutes is None:
@@ -132,6 +150,14 @@ class Trainer:
         self.build_optimizer()
         train = scene.split("train")
         self.batcher = RayBatcher(train, meta.near, meta.far, meta.ndc, cfg.seed)
+        # under torchrun: this rank's contiguous slice of every global batch
+        self.rank, self.world = distributed.rank(), distributed.world_size()
+        if cfg.batch_rays < self.world:
+            raise NerfkitError(
+                f"--batch-rays {cfg.batch_rays} is fewer than the {self.world} ranks; give each "
+                "rank at least one ray (--batch-rays is the global batch)"
+            )
+        self.part = distributed.shard(cfg.batch_rays, self.rank, self.world)
         self.val_split = scene.splits.get("val") or scene.splits.get("test") or train
         self.step, self.elapsed = 0, 0.0
         self.last_val: float | None = None
@@ -169,7 +195,9 @@ class Trainer:
         self.batcher.gen.set_state(ckpt["rng_batch"])
 
     def save(self) -> None:
-        save_checkpoint(self.run_dir, self.state())
+        """Write the checkpoint (rank 0 only under torchrun: the others hold the same state)."""
+        if distributed.is_main_process():
+            save_checkpoint(self.run_dir, self.state())
 
     # -- validation ---------------------------------------------------------------------------
     def validate(self, max_size: int = 200) -> float:
@@ -211,35 +239,49 @@ class Trainer:
         for g, base in zip(self.optim.param_groups, self.base_lrs):
             g["lr"] = base * lr_scale
         crop = cfg.precrop_frac if self.step < cfg.precrop_steps else None
-        rays, rgb = self.batcher.sample(cfg.batch_rays, crop)
+        rays, rgb = self.batcher.sample(cfg.batch_rays, crop, self.part)
         rays, rgb = rays.to(self.device), rgb.to(self.device)
-        out = self.method(rays)
-        losses = self.method.loss(out, rgb)
+        # per-ray random draws (jitter, noise) are this rank's rows of the global batch's
+        with distributed.global_batch_draws(self.part, cfg.batch_rays):
+            out = self.method(rays)
+            losses = self.method.loss(out, rgb)
+        # each rank's mean loss weighted by its share of the global batch: the ranks' averaged
+        # gradient is the gradient of the global batch's mean loss (1 for a single process)
+        share = self.world * len(rays) / cfg.batch_rays
         self.optim.zero_grad(set_to_none=True)
-        losses["loss"].backward()
+        (losses["loss"] * share).backward()
+        with torch.no_grad():
+            mse = torch.mean((out.rgb.detach() - rgb) ** 2)
+            stats = [losses["loss"].detach().float(), mse.float()]
+            if out.num_samples is not None:  # methods with adaptive sampling report their count
+                stats.append(out.num_samples.to(mse).float() / len(rays))
+            stats = torch.stack(stats) * share
+        params = [p for g in self.optim.param_groups for p in g["params"]]
+        stats = distributed.average_gradients(params, stats)  # the global batch's values
         self.optim.step()
         self.step += 1
-        with torch.no_grad():
-            mse = torch.mean((out.rgb.detach() - rgb) ** 2).item()
-        info = {
-            "loss": float(losses["loss"].item()),
-            "psnr": mse_to_psnr(mse),
-            "lr": cfg.lr * lr_scale,
-        }
-        if out.num_samples is not None:  # methods with adaptive sampling report their count
-            info["samples_per_ray"] = float(out.num_samples) / len(rays)
+        loss, mse, *samples = stats.tolist()
+        info = {"loss": loss, "psnr": mse_to_psnr(mse), "lr": cfg.lr * lr_scale}
+        if samples:
+            info["samples_per_ray"] = samples[0]
         return info
 
     def fit(self) -> TrainResult:
         cfg = self.cfg
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        save_run_files(self.run_dir, cfg, self.scene.meta)
+        # under torchrun, rank 0 alone writes the run folder, logs and shows progress
+        main = distributed.is_main_process()
+        if self.world > 1:
+            distributed.check_same(self._digest(), "config, step or initial model")
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_run_files(self.run_dir, cfg, self.scene.meta)
         from torch.utils.tensorboard import SummaryWriter
 
-        tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step or None)
-        log = open(self.run_dir / METRICS_FILE, "a", encoding="utf-8")  # noqa: SIM115
+        tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step or None) if main else None
+        log_path = self.run_dir / METRICS_FILE if main else Path(os.devnull)
+        log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115
         bar = None
-        if cfg.progress:
+        if cfg.progress and main:
             from tqdm import tqdm
 
             # a step budget counts steps; a time budget alone counts seconds of training
@@ -252,14 +294,19 @@ class Trainer:
                 desc="train",
                 smoothing=0.05,
             )
+        viewer = training_viewer(self) if main and cfg.viewer else None
         start_step, last = self.step, {"psnr": float("nan")}
         window_t, window_rays = 0.0, 0
         try:
             while not self.done():
                 t0 = time.perf_counter()
-                last = self.train_step()
+                with self.render_lock:  # the viewer renders between steps, never during one
+                    last = self.train_step()
                 dt = time.perf_counter() - t0
                 self.elapsed += dt
+                if self.world > 1 and cfg.max_minutes is not None:
+                    # rank 0's clock for the time-based schedule and stop: ranks never drift
+                    (self.elapsed,) = distributed.broadcast_values([self.elapsed])
                 window_t += dt
                 window_rays += cfg.batch_rays
                 if bar is not None:
@@ -267,7 +314,7 @@ class Trainer:
                         bar.n = min(int(self.elapsed), bar.total)
                         bar.set_description(f"train step {self.step}", refresh=False)
                     bar.update(0 if by_time else 1)
-                if self.step % cfg.log_every == 0 or self.done():
+                if main and (self.step % cfg.log_every == 0 or self.done()):
                     rps = window_rays / max(window_t, 1e-9)
                     rec = {
                         "step": self.step,
@@ -286,8 +333,10 @@ class Trainer:
                             f"rays/s={rps:,.0f} left={_fmt_seconds(self._time_left(window_t))}"
                         )
                     window_t, window_rays = 0.0, 0
-                if cfg.val_every and self.step % cfg.val_every == 0:
+                if main and cfg.val_every and self.step % cfg.val_every == 0:
                     self._validate_and_log(tb, log)
+                if viewer is not None:
+                    viewer.update_progress(self.step, cfg.max_steps, last["psnr"], self.last_val)
                 if cfg.ckpt_every and self.step % cfg.ckpt_every == 0:
                     self.save()
         except KeyboardInterrupt:
@@ -301,15 +350,20 @@ class Trainer:
             ) from None
         finally:
             log.close()
+            if viewer is not None:
+                viewer.close()
         if bar is not None:
             bar.close()
-        if self.step > start_step or not (self.run_dir / CHECKPOINT_FILE).exists():
+        if main and (self.step > start_step or not (self.run_dir / CHECKPOINT_FILE).exists()):
             if cfg.val_every and self.step % cfg.val_every != 0:  # else validated in the loop
                 with open(self.run_dir / METRICS_FILE, "a", encoding="utf-8") as log:
                     self._validate_and_log(tb, log)
             self.save()
-        tb.close()
-        return TrainResult(self.run_dir, self.step, self.elapsed, last["psnr"], self.last_val)
+        if tb is not None:
+            tb.close()
+        return TrainResult(
+            self.run_dir, self.step, self.elapsed, last["psnr"], self.last_val, self.rank
+        )
 
     def _time_left(self, window_t: float) -> float:
         cfg = self.cfg
@@ -321,8 +375,18 @@ class Trainer:
             left = min(left, 60.0 * cfg.max_minutes - self.elapsed)
         return left
 
+    def _digest(self) -> str:
+        """What all ranks must share to train together: config, step, model (a digest)."""
+        h = hashlib.sha256(json.dumps(to_dict(self.cfg), sort_keys=True).encode())
+        h.update(str(self.step).encode())
+        for p in self.method.parameters():
+            h.update(f"{tuple(p.shape)}{float(p.detach().double().sum())!r}".encode())
+        return h.hexdigest()
+
     def _validate_and_log(self, tb: object, log: object) -> None:
-        self.last_val = self.validate()
+        # validation draws nothing from the training's random stream (ranks stay in step)
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            self.last_val = self.validate()
         tb.add_scalar("val/psnr", self.last_val, self.step)  # type: ignore[attr-defined]
         log.write(
             json.dumps(
@@ -343,22 +407,34 @@ def train(cfg: TrainConfig, scene: Scene | None = None) -> TrainResult:
     Holds the run folder's lock (`run_lock`) while it writes there, so a second `train` into
     the same folder fails at once. A new run folder is made (and locked) only once the data
     has loaded and the method is built, so bad input leaves no folder behind.
+
+    Under torchrun (docs/distributed.md) each rank trains on its slice of every batch; rank 0
+    alone locks and writes the run folder, and an error while starting on any rank stops all.
     """
-    if cfg.resume is not None:
-        return _resume(cfg, scene)
+    with distributed.process_group(pick_device(cfg.device), cfg.dist_timeout):
+        if cfg.resume is not None:
+            return _resume(cfg, scene)
+        return _train_new(cfg, scene)
+
+
+def _train_new(cfg: TrainConfig, scene: Scene | None) -> TrainResult:
     out = Path(cfg.output)
     if cfg.data is not None:
         cfg.data = Path(cfg.data).resolve()  # the run folder must work from any directory
+    main = distributed.is_main_process()
     with ExitStack() as held:
-        locked = out.is_dir()
-        if locked:  # another `train` may be writing it: fail before loading any data
-            held.enter_context(run_lock(out))
-        _refuse_trained(out)
-        trainer = Trainer(cfg, scene)
-        if not locked:
-            out.mkdir(parents=True, exist_ok=True)
-            held.enter_context(run_lock(out))
-            _refuse_trained(out)  # another `train` may have made it while the data loaded
+        with distributed.agreed("starting training"):
+            locked = main and out.is_dir()
+            if locked:  # another `train` may be writing it: fail before loading any data
+                held.enter_context(run_lock(out))
+            if main:
+                _refuse_trained(out)
+            trainer = Trainer(cfg, scene)
+        with distributed.agreed("creating the run folder"):  # only once every rank is ready
+            if main and not locked:
+                out.mkdir(parents=True, exist_ok=True)
+                held.enter_context(run_lock(out))
+                _refuse_trained(out)  # another `train` may have made it while the data loaded
         return trainer.fit()
 
 
@@ -373,19 +449,29 @@ def _refuse_trained(out: Path) -> None:
 
 def _resume(cfg: TrainConfig, scene: Scene | None) -> TrainResult:
     """Continue the run in `cfg.resume` under its lock; temporary checkpoints a crash left
-    there are deleted first."""
+    there are deleted first. Under torchrun every rank reads the run folder (it must be on a
+    filesystem they all see) with any number of ranks; rank 0 alone locks and writes it."""
     run_dir = Path(cfg.resume)
-    saved, _ = read_run_config(run_dir)
-    saved.output = run_dir
-    saved.progress = cfg.progress
-    with run_lock(run_dir):
-        remove_orphaned_checkpoints(run_dir)
-        trainer = Trainer(saved, scene)
-        ckpt = load_checkpoint(run_dir, trainer.device)
-        if ckpt is None:
-            raise NerfkitError(f"{run_dir}: no {CHECKPOINT_FILE} to resume from")
-        trainer.load_state(ckpt)
+    main = distributed.is_main_process()
+    with ExitStack() as held:
+        with distributed.agreed("resuming"):
+            saved, _ = read_run_config(run_dir)
+            saved.output = run_dir
+            saved.progress = cfg.progress
+            saved.viewer, saved.viewer_host = cfg.viewer, cfg.viewer_host
+            saved.viewer_port = cfg.viewer_port
+            if main:
+                held.enter_context(run_lock(run_dir))
+                remove_orphaned_checkpoints(run_dir)
+            trainer = Trainer(saved, scene)
+            ckpt = load_checkpoint(run_dir, trainer.device)
+            if ckpt is None:
+                raise NerfkitError(f"{run_dir}: no {CHECKPOINT_FILE} to resume from")
+            trainer.load_state(ckpt)
         if trainer.done():
-            print(f"{run_dir}: already complete at step {trainer.step}; nothing to do")
-            return TrainResult(run_dir, trainer.step, trainer.elapsed, float("nan"), None)
+            if main:
+                print(f"{run_dir}: already complete at step {trainer.step}; nothing to do")
+            return TrainResult(
+                run_dir, trainer.step, trainer.elapsed, float("nan"), None, trainer.rank
+            )
         return trainer.fit()

@@ -66,6 +66,26 @@ def test_the_deformation_starts_as_the_identity(m: int) -> None:
     assert (out.ambient is None) == (m == 0)
 
 
+def test_deformation_levels_fade_in_coarse_to_fine() -> None:
+    method = _method(0, deform_levels=3, deform_anneal_steps=200, deform_start=10)
+    assert [p.shape[1] for p in (method.space_planes, *method.coarse_space)] == [8, 4, 2]
+    want = {10: [0.0, 0.0, 1.0], 60: [0.0, 0.5, 1.0], 110: [0.0, 1.0, 1.0], 160: [0.5, 1.0, 1.0]}
+    for step, weights in want.items():
+        method.step_callback(step)
+        assert method.level_weights() == pytest.approx(weights, abs=1e-6)
+    method.step_callback(5000)
+    assert method.level_weights() == [1.0, 1.0, 1.0]
+    # a level with weight 0 gets no gradient; the head sees all levels' features
+    method.step_callback(10)
+    with torch.no_grad():
+        method.deform_head[-1].weight.normal_()
+    pts = torch.rand(300, 3) * 2 - 1
+    dx, _ = method.deform(pts, torch.full((300,), 0.3))
+    dx.square().sum().backward()
+    assert method.space_planes.grad is None or float(method.space_planes.grad.abs().max()) == 0
+    assert float(method.coarse_space[1].grad.abs().max()) > 0
+
+
 def test_a_known_translation_moves_the_canonical_density() -> None:
     method = _method(0)
     _ball(method, (0.0, 0.0, 0.0), 0.6)

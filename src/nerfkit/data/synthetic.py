@@ -72,6 +72,12 @@ def _safe_inverse(x: Tensor) -> Tensor:
     return 1.0 / torch.where(x.abs() < 1e-30, tiny, x)
 
 
+def _solid_distance(q: Tensor) -> Tensor:
+    """Signed distance [N] to a box from q [N, k] = |local coordinates| - half-sizes (negative
+    inside): |max(q, 0)| outside, max_i q_i (minus the distance to the nearest face) inside."""
+    return q.clamp(min=0).norm(dim=-1) + q.amax(-1).clamp(max=0)
+
+
 def _first_hit(t_near: Tensor, t_far: Tensor) -> Tensor:
     """Distance to a convex solid from its ray interval [t_near, t_far]; inf on a miss. [R]"""
     hit = (t_near <= t_far) & (t_far > _EPS)
@@ -105,6 +111,10 @@ class Sphere:
 
     def bounding_sphere(self) -> tuple[Vec3, float]:
         return self.centre, self.radius
+
+    def distance(self, p: Tensor) -> Tensor:
+        """Exact unsigned distance [N] of points p [N, 3] to the sphere's surface."""
+        return ((p - _t(self.centre, p)).norm(dim=-1) - self.radius).abs()
 
     def albedo(self, p: Tensor, n: Tensor) -> Tensor:
         """Surface colour [R, 3] at points p [R, 3] with normals n [R, 3]."""
@@ -152,6 +162,12 @@ class Box:
 
     def bounding_sphere(self) -> tuple[Vec3, float]:
         return self.centre, math.sqrt(sum(h * h for h in self.half))
+
+    def distance(self, p: Tensor) -> Tensor:
+        """Exact unsigned distance [N] of points p [N, 3] to the box's surface (`_solid_distance`
+        of the local coordinates' excess over the half-sizes)."""
+        pl = (p - _t(self.centre, p)) @ self._rotation(p)  # world -> local (row vectors)
+        return _solid_distance(pl.abs() - _t(self.half, p)).abs()
 
     def albedo(self, p: Tensor, n: Tensor) -> Tensor:
         """Surface colour [R, 3] at points p [R, 3] with normals n [R, 3]."""
@@ -213,6 +229,15 @@ class Platform:
         half_h = 0.5 * (self.z_top - self.z_bottom)
         centre = (*self.centre_xy, 0.5 * (self.z_top + self.z_bottom))
         return centre, math.sqrt(self.radius**2 + half_h**2)
+
+    def distance(self, p: Tensor) -> Tensor:
+        """Exact unsigned distance [N] of points p [N, 3] to the slab's surface (top, bottom and
+        side): `_solid_distance` in the (radial, axial) half-plane, where the solid is a
+        rectangle."""
+        rho = (p[:, :2] - _t(self.centre_xy, p)).norm(dim=-1)
+        half_h = 0.5 * (self.z_top - self.z_bottom)
+        axial = (p[:, 2] - 0.5 * (self.z_top + self.z_bottom)).abs()
+        return _solid_distance(torch.stack([rho - self.radius, axial - half_h], -1)).abs()
 
     def albedo(self, p: Tensor, n: Tensor) -> Tensor:
         xy = (p[:, :2] - _t(self.centre_xy, p)) / self.checker_size
@@ -318,6 +343,17 @@ def trace(
         t[sel], n[sel], idx[sel] = tk[closer], nk[closer], k
     n = torch.where((_dot(n, directions) > 0)[:, None], -n, n)
     return t, n, idx
+
+
+def surface_distance(points: Tensor, objects: tuple[Shape, ...] = OBJECTS) -> Tensor:
+    """Exact unsigned distance [N] of points [N, 3] to the nearest surface of the scene
+    `objects` (default: the object scene): the minimum of the objects' `distance`.
+
+    This is the distance to the union of the objects' surfaces; where objects only touch (as in
+    OBJECTS, all standing on the platform's top) that is the scene's visible surface, but where
+    one object reaches into another the buried part of its surface counts too.
+    """
+    return torch.stack([obj.distance(points) for obj in objects]).amin(0)
 
 
 # fixed plane waves of `detail_texture`: directions, frequencies (cycles per unit) and phases
@@ -609,6 +645,27 @@ def generate_scene(
 
 
 def _write_scene(root: Path, params: dict) -> None:
+    ss = params["supersample"]
+
+    def render(split: str, i: int, c2w: Tensor, res: int, focal: float) -> tuple[Tensor, Tensor]:
+        return render_ground_truth(c2w, res, res, focal, ss)
+
+    write_blender_splits(root, params, render)
+    write_marker(root, "nerfkit.data.synthetic", params)
+
+
+ViewRenderer = Callable[[str, int, Tensor, int, float], tuple[Tensor, Tensor]]
+"""(split, index, c2w [4, 4], resolution, focal) -> (rgba [H, W, 4], depth [H, W])."""
+
+
+def write_blender_splits(root: Path, params: dict, render: ViewRenderer) -> None:
+    """Write the splits of a procedural object scene in Blender format into `root`.
+
+    Cameras from `camera_poses` (params n_train, n_val, n_test, seed); each view is rendered by
+    `render` at params["resolution"] square pixels with NeRF-synthetic's field of view, written
+    as `<split>/r_<i>.png` (8-bit RGBA) and `<split>/r_<i>_depth.npy`, and listed in
+    `transforms_<split>.json` (a split with zero views is left out). MARKER is not written.
+    """
     res = params["resolution"]
     focal = 0.5 * res / math.tan(0.5 * CAMERA_ANGLE_X)
     poses = camera_poses(params["n_train"], params["n_val"], params["n_test"], params["seed"])
@@ -618,7 +675,7 @@ def _write_scene(root: Path, params: dict) -> None:
         (root / split).mkdir()
         frames = []
         for i, c2w in enumerate(c2ws):
-            rgba, depth = render_ground_truth(c2w, res, res, focal, params["supersample"])
+            rgba, depth = render(split, i, c2w, res, focal)
             write_png8(root / split / f"r_{i}.png", rgba)
             np.save(root / split / f"r_{i}_depth.npy", depth.numpy().astype(np.float32))
             frames.append(
@@ -637,4 +694,3 @@ def _write_scene(root: Path, params: dict) -> None:
         }
         with open(root / f"transforms_{split}.json", "w", encoding="utf-8") as f:
             json.dump(meta, f, indent=1)
-    write_marker(root, "nerfkit.data.synthetic", params)

@@ -39,6 +39,7 @@ from nerfkit.render.planes import (
     plane_tv,
 )
 from nerfkit.render.volume import accumulate_packed
+from nerfkit.render.warp import posenc_window
 
 
 @dataclass
@@ -49,6 +50,13 @@ class DGridConfig(GridConfig):
     """m: ambient (hyper-space) coordinates per point; 0 = deformation only."""
     deform_res: int = 64
     """Texels a side of the deformation's spatial planes (over the scene box)."""
+    deform_levels: int = 1
+    """Resolution levels of the deformation planes: level k has deform_res / 2^k texels a side
+    along space (features of all levels concatenated, as K-Planes' multiscale planes). Coarse
+    levels see a large motion over many texels, so its gradient reaches far."""
+    deform_anneal_steps: int = 0
+    """Coarse to fine: over this many steps after `deform_start` the finer levels are faded in
+    one after another (Nerfies' windowed encoding applied to plane levels); 0: all at once."""
     deform_time_res: int = 16
     """Texels of the space-time planes along time (at most one per training time). Few: with
     one view per time (teleporting cameras) every frame is ambiguous, and a deformation that is
@@ -95,13 +103,19 @@ class DynamicGridMethod(GridMethod):
         self.register_buffer("occ_times", _thin(torch.tensor(times), c.occ_max_times))
         t_res = max(2, min(c.deform_time_res, len(times)))
         ch = c.deform_channels
-        # K-Planes' start: spatial planes uniform in [0.1, 0.5], space-time planes one
-        self.space_planes = nn.Parameter(torch.empty(3, c.deform_res, c.deform_res, ch))
-        nn.init.uniform_(self.space_planes, 0.1, 0.5)
-        self.time_planes = nn.Parameter(torch.ones(3, t_res, c.deform_res, ch))
+        # K-Planes' start: spatial planes uniform in [0.1, 0.5], space-time planes one; the
+        # finest level keeps the names of a one-level model, coarser levels are lists
+        self.space_planes, self.time_planes = _deform_planes(c.deform_res, t_res, ch)
+        self.coarse_space = nn.ParameterList()
+        self.coarse_time = nn.ParameterList()
+        for k in range(1, max(1, c.deform_levels)):
+            sp, tp = _deform_planes(max(2, c.deform_res >> k), t_res, ch)
+            self.coarse_space.append(sp)
+            self.coarse_time.append(tp)
+        self.register_buffer("deform_step", torch.tensor(0))
         m = c.ambient_dims
         self.deform_head = nn.Sequential(
-            nn.Linear(3 * ch, c.deform_width),
+            nn.Linear(3 * ch * max(1, c.deform_levels), c.deform_width),
             nn.ReLU(inplace=True),
             nn.Linear(c.deform_width, 3 + m),
         )
@@ -123,7 +137,16 @@ class DynamicGridMethod(GridMethod):
         # the fused static paths do not apply (module docstring)
         self.train_stop = 0.0
 
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object) -> None:
+        # runs saved before the deformation levels existed have one level, fully on
+        state_dict.setdefault(prefix + "deform_step", torch.tensor(1 << 30))
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
     # -- the field ----------------------------------------------------------------------------
+    def _deform_plane_list(self) -> list[Tensor]:
+        """Every deformation plane stack (all levels, spatial and space-time)."""
+        return [self.space_planes, self.time_planes, *self.coarse_space, *self.coarse_time]
+
     def _normalised(self, pts: Tensor) -> Tensor:
         """World points [P, 3] -> [-1, 1] over the (fixed) scene box."""
         return (pts - self.scene_lo) / (self.scene_hi - self.scene_lo) * 2 - 1
@@ -136,9 +159,29 @@ class DynamicGridMethod(GridMethod):
             m = self.config.ambient_dims
             return torch.zeros_like(pts), (pts.new_zeros(pts.shape[0], m) if m else None)
         xyzt = torch.cat([self._normalised(pts), time[:, None] * 2 - 1], -1)
-        out = self.deform_head(hexplane_features(self.space_planes, self.time_planes, xyzt))
+        levels = [(self.space_planes, self.time_planes), *zip(self.coarse_space, self.coarse_time)]
+        weights = self.level_weights()
+        feats = [
+            _weighted(hexplane_features(sp, tp, xyzt), wk)
+            if wk > 0
+            else xyzt.new_zeros(xyzt.shape[0], 3 * sp.shape[3])
+            for (sp, tp), wk in zip(levels, weights)
+        ]
+        out = self.deform_head(torch.cat(feats, -1) if len(feats) > 1 else feats[0])
         w = torch.tanh(out[:, 3:]) if self.ambient_planes is not None else None
         return out[:, :3], w
+
+    def level_weights(self) -> list[float]:
+        """Weight of each deformation level (finest first) at the current step. Coarse to fine:
+        with L levels and Nerfies' window (`posenc_window`) at a = 1 + (L - 1) s /
+        `deform_anneal_steps` (s: steps since `deform_start`), the coarsest level is on from the
+        start and the finer ones fade in one after another until all are on at s = the anneal."""
+        c = self.config
+        n = max(1, c.deform_levels)
+        if c.deform_anneal_steps <= 0 or n == 1:
+            return [1.0] * n
+        a = 1.0 + (n - 1) * min(1.0, float(self.deform_step) / c.deform_anneal_steps)
+        return posenc_window(a, n).flip(0).tolist()
 
     def _ambient_residual(self, xc: Tensor, w: Tensor | None) -> Tensor | None:
         """[P, 1 + feature_dim] template residual at canonical points xc [P, 3] and ambient
@@ -193,13 +236,13 @@ class DynamicGridMethod(GridMethod):
         c = self.config
         total = losses["loss"]
         if c.plane_tv_weight > 0:
-            tv = plane_tv(self.space_planes) + plane_tv(self.time_planes)
+            tv = sum(plane_tv(p) for p in self._deform_plane_list())
             if self.ambient_planes is not None:
                 tv = tv + plane_tv(self.ambient_planes)
             losses["plane_tv"] = tv
             total = total + c.plane_tv_weight * tv
         if c.time_smooth_weight > 0:
-            ts = plane_smoothness(self.time_planes, axis=1)
+            ts = sum(plane_smoothness(p, axis=1) for p in [self.time_planes, *self.coarse_time])
             losses["time_smooth"] = ts
             total = total + c.time_smooth_weight * ts
         losses["loss"] = total
@@ -209,7 +252,7 @@ class DynamicGridMethod(GridMethod):
     def param_groups(self, lr: float) -> list[dict]:
         groups = super().param_groups(lr)
         pl = lr * self.config.deform_lr_scale
-        planes = [self.space_planes, self.time_planes]
+        planes = self._deform_plane_list()
         heads = list(self.deform_head.parameters())
         if self.ambient_planes is not None:
             planes.append(self.ambient_planes)
@@ -223,6 +266,7 @@ class DynamicGridMethod(GridMethod):
     def step_callback(self, step: int) -> bool:
         if step >= self.config.deform_start:
             self.deform_on.fill_(True)
+            self.deform_step.fill_(step - self.config.deform_start)
         return super().step_callback(step)
 
     @torch.no_grad()
@@ -253,6 +297,19 @@ class DynamicGridMethod(GridMethod):
         """Rays per forward call when rendering whole images (every sample is deformed, so a
         smaller chunk than `grid`'s bounds memory)."""
         return min(self.config.eval_chunk, 8192)
+
+
+def _weighted(x: Tensor, w: float) -> Tensor:
+    """x * w, without the multiplication where w = 1."""
+    return x if w == 1.0 else x * w
+
+
+def _deform_planes(res: int, t_res: int, ch: int) -> tuple[nn.Parameter, nn.Parameter]:
+    """K-Planes' initial deformation planes: spatial [3, res, res, ch] uniform in [0.1, 0.5],
+    space-time [3, t_res, res, ch] ones."""
+    space = nn.Parameter(torch.empty(3, res, res, ch))
+    nn.init.uniform_(space, 0.1, 0.5)
+    return space, nn.Parameter(torch.ones(3, t_res, res, ch))
 
 
 def _thin(times: Tensor, most: int) -> Tensor:
