@@ -70,6 +70,30 @@ def test_ray_batches_match_image_pixels(tmp_path: Path) -> None:
     assert rays_c.directions.shape == (200, 3)
 
 
+def test_a_time_limit_draws_only_from_early_images(tmp_path: Path) -> None:
+    import dataclasses
+
+    root = tmp_path / "scene"
+    generate_scene(root, resolution=8, n_train=5, n_val=0, n_test=1, supersample=1)
+    sp = load_scene(root).split("train")
+    n, h, w = sp.images.shape[:3]
+    # every pixel's "colour" names its image and pixel: (image, row, column)
+    code = torch.stack(torch.meshgrid(*(torch.arange(k) for k in (n, h, w)), indexing="ij"), -1)
+    times = torch.tensor([0.5, 0.0, 1.0, 0.25, 0.75])
+    sp = dataclasses.replace(sp, times=times, images=code.float())
+    batcher = RayBatcher(sp, 2.0, 6.0, ndc=False, seed=0)
+    for limit, want in ((0.3, {1, 3}), (-1.0, {1}), (None, None), (1.0, None)):
+        for crop in (None, 0.5):
+            rays, rgb = batcher.sample(300, crop, max_time=limit)
+            assert set(rays.camera.tolist()) == (want or set(range(n)))
+            k, y, x = rgb.long().unbind(-1)
+            assert torch.equal(k, rays.camera)  # the colour is the drawn image's pixel ...
+            torch.testing.assert_close(rays.time, times[k])
+            for r in range(0, 300, 37):  # ... and the ray goes through that pixel
+                d = sp.cameras.image_rays(int(k[r]), 2.0, 6.0).directions[int(y[r]) * w + x[r]]
+                torch.testing.assert_close(d, rays.directions[r])
+
+
 def test_same_seed_same_result(tmp_path: Path) -> None:
     root = tmp_path / "scene"
     generate_scene(root, resolution=16, n_train=4, n_val=0, n_test=1, supersample=1)

@@ -58,20 +58,33 @@ class RayBatcher:
         self.gen = torch.Generator().manual_seed(seed)
 
     def sample(
-        self, count: int, crop_frac: float | None = None, part: slice | None = None
+        self,
+        count: int,
+        crop_frac: float | None = None,
+        part: slice | None = None,
+        max_time: float | None = None,
     ) -> tuple[Rays, Tensor]:
         """`count` random rays; with `crop_frac`, only from the central crop of each image.
         With `part`, only those rows of the `count` drawn (a rank's slice of the global batch:
-        every rank draws the whole batch, so the generator stays the same on all of them)."""
+        every rank draws the whole batch, so the generator stays the same on all of them).
+        With `max_time` (dynamic scenes), only from the images whose time is at most it (at
+        least the earliest image): a curriculum over time (`Method.max_train_time`)."""
         g = self.gen
+        allowed = self._allowed(max_time)
+        n = self.n if allowed is None else allowed.shape[0]
         if crop_frac is None:
-            idx = torch.randint(0, self.n * self.h * self.w, (count,), generator=g)
+            idx = torch.randint(0, n * self.h * self.w, (count,), generator=g)
             cam = idx // (self.h * self.w)
             rem = idx % (self.h * self.w)
+            if allowed is not None:
+                cam = allowed[cam]
+                idx = cam * (self.h * self.w) + rem
             py, px = rem // self.w, rem % self.w
         else:
             ch, cw = max(1, int(self.h * crop_frac)), max(1, int(self.w * crop_frac))
-            cam = torch.randint(0, self.n, (count,), generator=g)
+            cam = torch.randint(0, n, (count,), generator=g)
+            if allowed is not None:
+                cam = allowed[cam]
             py = torch.randint(0, ch, (count,), generator=g) + (self.h - ch) // 2
             px = torch.randint(0, cw, (count,), generator=g) + (self.w - cw) // 2
             idx = (cam * self.h + py) * self.w + px
@@ -83,6 +96,19 @@ class RayBatcher:
         )
         rays.camera = cam  # the image index: per-image appearance
         return rays, self.pixels[idx]
+
+    def _allowed(self, max_time: float | None) -> Tensor | None:
+        """Indices [K] of the images with time <= max_time (the earliest if none), or None for
+        all images (no limit, no times, or every image allowed)."""
+        times = self.split.times
+        if max_time is None or times is None:
+            return None
+        ok = times <= max_time + 1e-9
+        if bool(ok.all()):
+            return None
+        if not bool(ok.any()):
+            ok = times == times.min()
+        return ok.nonzero()[:, 0]
 
 
 @dataclass
@@ -239,7 +265,8 @@ class Trainer:
         for g, base in zip(self.optim.param_groups, self.base_lrs):
             g["lr"] = base * lr_scale
         crop = cfg.precrop_frac if self.step < cfg.precrop_steps else None
-        rays, rgb = self.batcher.sample(cfg.batch_rays, crop, self.part)
+        max_time = self.method.max_train_time(self.step)
+        rays, rgb = self.batcher.sample(cfg.batch_rays, crop, self.part, max_time)
         rays, rgb = rays.to(self.device), rgb.to(self.device)
         # per-ray random draws (jitter, noise) are this rank's rows of the global batch's
         with distributed.global_batch_draws(self.part, cfg.batch_rays):

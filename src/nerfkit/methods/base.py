@@ -104,6 +104,11 @@ class Method(torch.nn.Module):
         rebuilds its optimiser from `param_groups` (fresh Adam moments).
         """
 
+    def max_train_time(self, step: int) -> float | None:
+        """Dynamic methods with a curriculum over time: training rays at `step` come only from
+        the images whose time is at most this; None (the default): from every image."""
+        return None
+
     def use_points(self, points: Tensor) -> None:
         """Receive the scene's static background points [P, 3] (`Scene.points`) before training;
         methods with a background loss (Nerfies) keep them, the others ignore them."""

@@ -74,6 +74,12 @@ class DGridConfig(GridConfig):
     """Steps before the deformation is switched on: the canonical grids first learn the
     time-averaged scene (cheap: no deformation to evaluate), whose union over time is where the
     occupancy mask lets samples through once it is on."""
+    time_curriculum_steps: int = 0
+    """Curriculum over time: for this many steps the training images are only those up to a
+    time that grows linearly from `time_curriculum_start` to 1, so the canonical model first
+    learns the scene near t = 0 and the deformation then follows the motion a little further
+    at a time (a large motion is learnt as many small ones, each with a gradient); 0: off."""
+    time_curriculum_start: float = 0.1
     deform_lr_scale: float = 10.0
     """Learning rate of the deformation and ambient planes = this x the trainer's --lr."""
     plane_tv_weight: float = 1e-4
@@ -170,6 +176,14 @@ class DynamicGridMethod(GridMethod):
         out = self.deform_head(torch.cat(feats, -1) if len(feats) > 1 else feats[0])
         w = torch.tanh(out[:, 3:]) if self.ambient_planes is not None else None
         return out[:, :3], w
+
+    def max_train_time(self, step: int) -> float | None:
+        """The curriculum's latest training time at `step` (config `time_curriculum_steps`)."""
+        c = self.config
+        if c.time_curriculum_steps <= 0 or step >= c.time_curriculum_steps:
+            return None
+        a = c.time_curriculum_start
+        return a + (1.0 - a) * step / c.time_curriculum_steps
 
     def level_weights(self) -> list[float]:
         """Weight of each deformation level (finest first) at the current step. Coarse to fine:
