@@ -265,7 +265,7 @@ class Trainer:
         for g, base in zip(self.optim.param_groups, self.base_lrs):
             g["lr"] = base * lr_scale
         crop = cfg.precrop_frac if self.step < cfg.precrop_steps else None
-        max_time = self.method.max_train_time(self.step)
+        max_time = self.method.max_train_time(self.step, _progress(cfg, self.step, self.elapsed))
         rays, rgb = self.batcher.sample(cfg.batch_rays, crop, self.part, max_time)
         rays, rgb = rays.to(self.device), rgb.to(self.device)
         # per-ray random draws (jitter, noise) are this rank's rows of the global batch's

@@ -86,6 +86,19 @@ def test_deformation_levels_fade_in_coarse_to_fine() -> None:
     assert float(method.coarse_space[1].grad.abs().max()) > 0
 
 
+def test_the_time_curriculum_ends_by_its_steps_or_share_of_the_run() -> None:
+    from nerfkit.methods.dgrid import CURRICULUM_SHARE
+
+    method = _method(0, time_curriculum_steps=100, time_curriculum_start=0.2)
+    assert method.max_train_time(0) == pytest.approx(0.2)
+    assert method.max_train_time(50) == pytest.approx(0.6)
+    assert method.max_train_time(100) is None
+    # a short run: the run's progress ends it first
+    assert method.max_train_time(10, progress=CURRICULUM_SHARE / 2) == pytest.approx(0.6)
+    assert method.max_train_time(10, progress=CURRICULUM_SHARE) is None
+    assert _method(0, time_curriculum_steps=0).max_train_time(0) is None
+
+
 def test_a_known_translation_moves_the_canonical_density() -> None:
     method = _method(0)
     _ball(method, (0.0, 0.0, 0.0), 0.6)

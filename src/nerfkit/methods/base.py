@@ -104,9 +104,10 @@ class Method(torch.nn.Module):
         rebuilds its optimiser from `param_groups` (fresh Adam moments).
         """
 
-    def max_train_time(self, step: int) -> float | None:
-        """Dynamic methods with a curriculum over time: training rays at `step` come only from
-        the images whose time is at most this; None (the default): from every image."""
+    def max_train_time(self, step: int, progress: float = 0.0) -> float | None:
+        """Dynamic methods with a curriculum over time: training rays at `step` (`progress`: the
+        fraction of the run's step or time budget done, in [0, 1]) come only from the images
+        whose time is at most this; None (the default): from every image."""
         return None
 
     def use_points(self, points: Tensor) -> None:

@@ -99,6 +99,11 @@ class DGridConfig(GridConfig):
     """Times the occupancy union is evaluated at (the training times, thinned to this many)."""
 
 
+CURRICULUM_SHARE = 0.7
+"""The time curriculum ends by this fraction of the run's budget at the latest (the last 30 % trains
+every frame; at 800 steps the 500-step default ends first)."""
+
+
 class DynamicGridMethod(GridMethod):
     """Deformation + ambient planes in front of `grid`'s canonical model (module docstring)."""
 
@@ -179,13 +184,18 @@ class DynamicGridMethod(GridMethod):
         w = torch.tanh(out[:, 3:]) if self.ambient_planes is not None else None
         return out[:, :3], w
 
-    def max_train_time(self, step: int) -> float | None:
-        """The curriculum's latest training time at `step` (config `time_curriculum_steps`)."""
+    def max_train_time(self, step: int, progress: float = 0.0) -> float | None:
+        """The curriculum's latest training time at `step` (config `time_curriculum_steps`),
+        reaching 1 after that many steps or after `CURRICULUM_SHARE` of the run, whichever
+        comes first (a short run still trains every frame for most of its length)."""
         c = self.config
-        if c.time_curriculum_steps <= 0 or step >= c.time_curriculum_steps:
+        if c.time_curriculum_steps <= 0:
+            return None
+        done = max(step / c.time_curriculum_steps, progress / CURRICULUM_SHARE)
+        if done >= 1.0:
             return None
         a = c.time_curriculum_start
-        return a + (1.0 - a) * step / c.time_curriculum_steps
+        return a + (1.0 - a) * done
 
     def level_weights(self) -> list[float]:
         """Weight of each deformation level (finest first) at the current step. Coarse to fine:
