@@ -136,6 +136,12 @@ def process_group(device: torch.device, timeout_s: float) -> Iterator[torch.devi
         )
     try:
         yield device
+        # every rank waits here until rank 0 has written its last files (the final validation
+        # and checkpoint), so no rank tears its connections down while another still uses the
+        # group: a rank that left early was once seen to abort in gloo ("terminate called
+        # without an active exception") on a loaded CI machine
+        with _collective("waiting for the other ranks to finish"):
+            dist.barrier()
     finally:
         dist.destroy_process_group()
 
