@@ -4,6 +4,8 @@ mask is the union over time of where the content is."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -84,6 +86,41 @@ def test_deformation_levels_fade_in_coarse_to_fine() -> None:
     dx.square().sum().backward()
     assert method.space_planes.grad is None or float(method.space_planes.grad.abs().max()) == 0
     assert float(method.coarse_space[1].grad.abs().max()) > 0
+
+
+def test_the_ambient_dimensions_wait_for_their_delay_then_fade_in() -> None:
+    """HyperNeRF's delayed hyper_alpha applied to dgrid's ambient residual: weight 0 before the
+    delay (no residual, no gradient to the ambient planes), (1 - cos(pi a)) / 2 during the
+    anneal, 1 after; old checkpoints without the buffer load fully on."""
+    method = _method(2, ambient_delay=100, ambient_anneal_steps=200)
+    want = {0: 0.0, 99: 0.0, 100: 0.0, 200: 0.5, 250: (1 - math.cos(math.pi * 0.75)) / 2, 300: 1.0}
+    for step, weight in want.items():
+        method.step_callback(step)
+        assert float(method.ambient_weight) == pytest.approx(weight, abs=1e-6)
+    _ball(method, (0.0, 0.0, 0.0), 0.6)
+    with torch.no_grad():
+        method.ambient_out.weight.normal_()
+        method.ambient_out.bias.fill_(1.0)
+        method.deform_head[-1].weight.normal_()
+    pts = torch.rand(300, 3) * 2 - 1
+    times = torch.full((300,), 0.4)
+    method.step_callback(50)  # before the delay: exactly the deformation-only density
+    dx, _ = method.deform(pts, times)
+    static = method.sigma_from_raw(method.density_at(method.to_grid(pts + dx)))
+    got = method.field_density(pts, times)
+    torch.testing.assert_close(got, static)
+    got.sum().backward()
+    assert method.ambient_planes.grad is None
+    method.step_callback(200)  # half way: half the residual
+    raw_half = method._deformed_raw(pts, times)[0]
+    method.step_callback(400)
+    raw_full = method._deformed_raw(pts, times)[0]
+    raw_none = method.density_at(method.to_grid(pts + dx))
+    torch.testing.assert_close(raw_half - raw_none, (raw_full - raw_none) / 2)
+    state = {k: v for k, v in method.state_dict().items() if k != "ambient_weight"}
+    fresh = _method(2, ambient_delay=100)
+    fresh.load_state_dict(state)
+    assert float(fresh.ambient_weight) == 1.0
 
 
 def test_the_time_curriculum_ends_by_its_steps_or_share_of_the_run() -> None:

@@ -39,7 +39,7 @@ from nerfkit.render.planes import (
     plane_tv,
 )
 from nerfkit.render.volume import accumulate_packed
-from nerfkit.render.warp import posenc_window
+from nerfkit.render.warp import hyper_alpha, posenc_window
 
 
 @dataclass
@@ -70,6 +70,14 @@ class DGridConfig(GridConfig):
     """Texels a side of the ambient planes along space (along w: `ambient_w_res`)."""
     ambient_w_res: int = 16
     ambient_channels: int = 16
+    ambient_delay: int = 0
+    """Steps (counted from the start of training) before the ambient dimensions take part:
+    HyperNeRF's delayed `hyper_alpha` (0 for its first 1000 steps, then annealed), so the
+    deformation explains what motion it can before the template may hold a moving part at
+    several places. 0: from the start."""
+    ambient_anneal_steps: int = 0
+    """Steps after `ambient_delay` over which the ambient residual fades in (Nerfies' window
+    at L = 1: (1 - cos(pi a)) / 2 with a linear in the step); 0: switched on at once."""
     deform_start: int = 100
     """Steps before the deformation is switched on: the canonical grids first learn the
     time-averaged scene (cheap: no deformation to evaluate), whose union over time is where the
@@ -147,12 +155,14 @@ class DynamicGridMethod(GridMethod):
             self.ambient_planes = None
             self.ambient_out = None
         self.register_buffer("deform_on", torch.tensor(c.deform_start <= 0))
+        self.register_buffer("ambient_weight", torch.tensor(self._ambient_weight_at(0)))
         # the fused static paths do not apply (module docstring)
         self.train_stop = 0.0
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object) -> None:
         # runs saved before the deformation levels existed have one level, fully on
         state_dict.setdefault(prefix + "deform_step", torch.tensor(1 << 30))
+        state_dict.setdefault(prefix + "ambient_weight", torch.tensor(1.0))
         super()._load_from_state_dict(state_dict, prefix, *args)
 
     # -- the field ----------------------------------------------------------------------------
@@ -209,13 +219,25 @@ class DynamicGridMethod(GridMethod):
         a = 1.0 + (n - 1) * min(1.0, float(self.deform_step) / c.deform_anneal_steps)
         return posenc_window(a, n).flip(0).tolist()
 
+    def _ambient_weight_at(self, step: int) -> float:
+        """Weight of the ambient residual at training step `step` (`ambient_delay`, then
+        `ambient_anneal_steps` of HyperNeRF's window at L = 1)."""
+        c = self.config
+        if step < c.ambient_delay:
+            return 0.0
+        if c.ambient_anneal_steps <= 0:
+            return 1.0
+        alpha = hyper_alpha(step, 1, c.ambient_delay, c.ambient_anneal_steps)
+        return float(posenc_window(alpha, 1)[0])
+
     def _ambient_residual(self, xc: Tensor, w: Tensor | None) -> Tensor | None:
         """[P, 1 + feature_dim] template residual at canonical points xc [P, 3] and ambient
-        coordinates w [P, m] (None without ambient dimensions)."""
-        if w is None or self.ambient_planes is None:
+        coordinates w [P, m] (None without ambient dimensions or while its weight is 0)."""
+        a = float(self.ambient_weight)
+        if w is None or self.ambient_planes is None or a == 0.0:
             return None
         feats = ambient_features(self.ambient_planes, self._normalised(xc), w)
-        return self.ambient_out(feats)
+        return _weighted(self.ambient_out(feats), a)
 
     def field_density(self, pts: Tensor, time: Tensor) -> Tensor:
         """Density sigma [P] at world points [P, 3] and times [P] (no colour)."""
@@ -293,6 +315,7 @@ class DynamicGridMethod(GridMethod):
         if step >= self.config.deform_start:
             self.deform_on.fill_(True)
             self.deform_step.fill_(step - self.config.deform_start)
+        self.ambient_weight.fill_(self._ambient_weight_at(step))
         return super().step_callback(step)
 
     @torch.no_grad()
