@@ -11,8 +11,9 @@
 Everything resumes: rerun the same command after a kill and only the runs not yet done train
 (each (row, seed) run is its own run folder with checkpoints).
 
-The full study (defaults; planned to take about an hour on the 2-core development machine, alone
-on it; the first run will tell):
+The full study (defaults; the NeRF part is about a minute per run on the 2-core development
+machine alone, but 800 steps leave its models a blur: docs/ablation.md, "Where a paper effect
+does not appear"; more --nerf-steps need a faster machine):
     python benchmarks/ablation_study.py --output runs/study --threads 2 --docs-img
 Smoke run (tiny scene, a few steps; a minute or two):
     python benchmarks/ablation_study.py --output /tmp/study_smoke --smoke
