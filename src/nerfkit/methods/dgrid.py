@@ -245,14 +245,17 @@ class DynamicGridMethod(GridMethod):
 
     def _deformed_raw(self, pts: Tensor, time: Tensor) -> tuple[Tensor, dict]:
         """Raw density [P] of world points pts [P, 3] at times [P], and the evaluation's
-        canonical coordinates, ambient residual, offset dx and ambient coordinates w."""
+        canonical coordinates, ambient residual of the features, offset dx and ambient
+        coordinates w."""
         dx, w = self.deform(pts, time)
         xc = pts + dx
         coords = self.to_grid(xc)
         raw = self.density_at(coords)
         res = self._ambient_residual(xc, w)
         if res is not None:
-            raw = raw + res[:, 0]
+            # split, not res[:, 0] / res[:, 1:]: their backward fills a zero tensor each
+            res_sigma, res = res.split([1, res.shape[1] - 1], dim=1)
+            raw = raw + res_sigma.squeeze(1)
         return raw, {"coords": coords, "res": res, "dx": dx, "w": w}
 
     # -- rendering: `grid`'s forward with deformed samples ---------------------------------
@@ -264,7 +267,7 @@ class DynamicGridMethod(GridMethod):
 
     def _field_features(self, field: dict, sel: Tensor) -> Tensor:
         feat = self.features_at(field["coords"][sel])
-        return feat if field["res"] is None else feat + field["res"][sel, 1:]
+        return feat if field["res"] is None else feat + field["res"][sel]
 
     def _report(self, out: GridOutput, field: dict, weights: Tensor, ray_idx: Tensor) -> None:
         """The displacement and ambient coordinates, averaged over what each ray sees (like

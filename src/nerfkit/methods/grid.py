@@ -382,7 +382,7 @@ class GridMethod(Method):
 
     def density_at(self, coords: Tensor) -> Tensor:
         """Raw density [P] at continuous vertex coordinates [P, 3] (before `sigma_from_raw`)."""
-        return trilinear(self.density, coords, self.config.kernel)[:, 0]
+        return trilinear(self.density, coords, self.config.kernel).squeeze(1)
 
     def features_at(self, coords: Tensor) -> Tensor:
         """Appearance features [P, feature_dim] at continuous vertex coordinates [P, 3]."""

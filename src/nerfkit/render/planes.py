@@ -133,8 +133,9 @@ def ambient_features(planes: Tensor, xyz: Tensor, w: Tensor) -> Tensor:
     v = w.T[:, None].expand(m, 3, p)
     uv = torch.stack([u, v], -1).reshape(3 * m, p, 2)
     f = sample_planes(planes, uv)  # [3 m, P, C]
-    f = f.reshape(m, 3, *f.shape[1:])
-    return (f[:, 0] * f[:, 1] * f[:, 2]).sum(0)
+    # unbind, not f[:, a]: each indexing's backward would fill a zero tensor the size of f
+    fx, fy, fz = f.reshape(m, 3, *f.shape[1:]).unbind(1)
+    return (fx * fy * fz).sum(0)
 
 
 def plane_smoothness(planes: Tensor, axis: int) -> Tensor:
