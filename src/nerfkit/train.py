@@ -261,11 +261,12 @@ class Trainer:
         if self.method.step_callback(self.step):
             # the method replaced its parameters (e.g. grew its grids): new optimiser state
             self.build_optimizer()
-        lr_scale = _lr_at(cfg, _progress(cfg, self.step, self.elapsed)) / cfg.lr
+        progress = _progress(cfg, self.step, self.elapsed)
+        lr_scale = _lr_at(cfg, progress) / cfg.lr
         for g, base in zip(self.optim.param_groups, self.base_lrs):
             g["lr"] = base * lr_scale
         crop = cfg.precrop_frac if self.step < cfg.precrop_steps else None
-        max_time = self.method.max_train_time(self.step, _progress(cfg, self.step, self.elapsed))
+        max_time = self.method.max_train_time(self.step, progress)
         rays, rgb = self.batcher.sample(cfg.batch_rays, crop, self.part, max_time)
         rays, rgb = rays.to(self.device), rgb.to(self.device)
         # per-ray random draws (jitter, noise) are this rank's rows of the global batch's
