@@ -252,11 +252,12 @@ class DynamicGridMethod(GridMethod):
         coords = self.to_grid(xc)
         raw = self.density_at(coords)
         res = self._ambient_residual(xc, w)
+        res_feat = None
         if res is not None:
             # split, not res[:, 0] / res[:, 1:]: their backward fills a zero tensor each
-            res_sigma, res = res.split([1, res.shape[1] - 1], dim=1)
+            res_sigma, res_feat = res.split([1, res.shape[1] - 1], dim=1)
             raw = raw + res_sigma.squeeze(1)
-        return raw, {"coords": coords, "res": res, "dx": dx, "w": w}
+        return raw, {"coords": coords, "res_feat": res_feat, "dx": dx, "w": w}
 
     # -- rendering: `grid`'s forward with deformed samples ---------------------------------
     def _field_density(self, rays: Rays, s: dict[str, Tensor]) -> tuple[Tensor, dict]:
@@ -267,7 +268,7 @@ class DynamicGridMethod(GridMethod):
 
     def _field_features(self, field: dict, sel: Tensor) -> Tensor:
         feat = self.features_at(field["coords"][sel])
-        return feat if field["res"] is None else feat + field["res"][sel]
+        return feat if field["res_feat"] is None else feat + field["res_feat"][sel]
 
     def _report(self, out: GridOutput, field: dict, weights: Tensor, ray_idx: Tensor) -> None:
         """The displacement and ambient coordinates, averaged over what each ray sees (like
