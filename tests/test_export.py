@@ -27,6 +27,7 @@ from nerfkit.data.synthetic import (
     surface_distance,
     trace,
 )
+from nerfkit.errors import NerfkitError
 from nerfkit.export import (
     Field,
     Geometry,
@@ -410,6 +411,26 @@ def test_a_method_with_the_hooks_is_exported_through_them():
     geom, _ = extract_mesh(f, resolution=20, threshold=50.0)
     r = np.linalg.norm(geom.points, axis=1)
     assert abs(r.mean() - 0.5) < 0.06 and np.allclose(geom.colours, 0.25)
+
+
+def test_a_method_without_the_field_interface_is_refused_by_name():
+    from nerfkit.methods.base import Method
+
+    class Opaque(Method):
+        pass
+
+    with pytest.raises(NerfkitError, match="Opaque has no density to export"):
+        method_field(Opaque(_meta()))
+
+
+def test_every_registered_method_implements_the_field_interface():
+    """Export reads every method through `Method` alone: no registered method falls back."""
+    from nerfkit.methods import METHODS
+    from nerfkit.methods.base import Method
+
+    for name, spec in METHODS.items():
+        for hook in ("point_density", "point_radiance"):
+            assert getattr(spec.method_cls, hook) is not getattr(Method, hook), (name, hook)
 
 
 # --- the command, on a briefly trained grid ----------------------------------------------------

@@ -55,6 +55,23 @@ class Rays:
         return self._map(lambda v: v.to(device, non_blocking=True))
 
     @staticmethod
+    def at_points(
+        points: Tensor, viewdirs: Tensor | None = None, time: float | None = None
+    ) -> Rays:
+        """Rays [P] of length zero starting at points [P, 3], travelling along viewdirs [P, 3]
+        (None, or a zero row where no direction is defined: +z), at `time` (dynamic methods):
+        what a method evaluates to read its field at single points (`Method.point_density`)."""
+        up = torch.zeros_like(points)
+        up[:, 2] = 1.0
+        if viewdirs is None:
+            d = up
+        else:
+            d = torch.where(viewdirs.norm(dim=-1, keepdim=True) > 0, viewdirs, up)
+        zeros = points.new_zeros(points.shape[0])
+        t = None if time is None else torch.full_like(zeros, float(time))
+        return Rays(points, d, zeros, zeros, time=t)
+
+    @staticmethod
     def cat(parts: list[Rays]) -> Rays:
         kw = {}
         for f in fields(Rays):

@@ -21,10 +21,8 @@ T^-1); `frame="scene"` keeps the frame of the run's cameras (`SceneMeta.train_c2
 box reaches infinite depth, so NDC meshes are cut at 1.1 x the farthest content depth
 (`SceneMeta.bounds`).
 
-The field of a method is read through `Method.point_density` / `Method.point_radiance` where
-a method overrides them; the registered methods do not (yet), and `method_field` reads their
-fields through their own evaluation paths (the `grid` family's per-sample hooks, the NeRF
-family's `render_samples` on one-sample rays), so every registered method exports.
+The field of a method is read through the `Method` interface alone (`point_density`,
+`point_radiance`, `field_box`, `density_grid`), which every registered method implements.
 """
 
 from __future__ import annotations
@@ -41,7 +39,7 @@ import torch
 from torch import Tensor
 
 from nerfkit.atomic import atomic_path
-from nerfkit.cameras import Cameras, Rays
+from nerfkit.cameras import Cameras
 from nerfkit.data.scene import SceneMeta
 from nerfkit.errors import NerfkitError
 from nerfkit.methods.base import Method
@@ -79,119 +77,24 @@ class Field:
 
 
 def method_field(method: Method, time: float | None = None) -> Field:
-    """The `Field` of a trained method at `time` (dynamic methods; None: static or t = 0).
-
-    Methods that override `Method.point_density` are read through it (box: `SceneMeta.aabb`); the
-    registered `grid` family (grid, dgrid) and NeRF family (nerf, dnerf, nerfies, hypernerf)
-    through their own per-sample evaluation.
-    """
-    from nerfkit.methods.grid import GridMethod
-    from nerfkit.methods.nerf import NeRF
-
-    if type(method).point_density is not Method.point_density:
-        return _hook_field(method, time)
-    if isinstance(method, GridMethod):
-        return _grid_field(method, time)
-    if isinstance(method, NeRF):
-        return _nerf_field(method, time)
-    raise NerfkitError(
-        f"method {type(method).__name__} has no density to export; implement "
-        "Method.point_density and Method.point_radiance (nerfkit/methods/base.py)"
-    )
-
-
-def _box(meta: SceneMeta, device: torch.device) -> tuple[Tensor, Tensor]:
-    box = torch.tensor(meta.aabb, dtype=torch.float32, device=device)
-    return box[0], box[1]
-
-
-def _hook_field(method: Method, time: float | None) -> Field:
-    lo, hi = _box(method.meta, method.background.device)
+    """The `Field` of a trained method at `time` (dynamic methods; None: static or t = 0),
+    read through the `Method` interface (`point_density`, `point_radiance`, `field_box`,
+    `density_grid`)."""
+    if type(method).point_density is Method.point_density:
+        raise NerfkitError(
+            f"method {type(method).__name__} has no density to export; implement "
+            "Method.point_density and Method.point_radiance (nerfkit/methods/base.py)"
+        )
+    lo, hi, voxel = method.field_box()
+    grid = method.density_grid(time)
     return Field(
         lambda p: method.point_density(p, time),
         lambda p, d: method.point_radiance(p, d, time),
         lo,
         hi,
+        voxel=voxel,
+        native=None if grid is None else (lambda: grid),
     )
-
-
-def _point_rays(points: Tensor, viewdirs: Tensor | None, time: float | None) -> Rays:
-    """Rays [P] of length 0 starting at points [P, 3] along viewdirs [P, 3] (None, or a zero
-    row where a normal is undefined: +z)."""
-    up = torch.zeros_like(points)
-    up[:, 2] = 1.0
-    d = (
-        up
-        if viewdirs is None
-        else torch.where(viewdirs.norm(dim=-1, keepdim=True) > 0, viewdirs, up)
-    )
-    zeros = points.new_zeros(points.shape[0])
-    t = None if time is None else torch.full_like(zeros, float(time))
-    return Rays(points, d, zeros, zeros, time=t)
-
-
-def _grid_field(method: Method, time: float | None) -> Field:
-    """The `grid` family's field: the per-sample hooks its forward pass evaluates
-    (`_field_density`, `_field_features`, `_colour`), on one sample per point."""
-    from nerfkit.methods.dgrid import DynamicGridMethod
-    from nerfkit.render.contraction import contract
-
-    m = method
-
-    def coords(p: Tensor) -> Tensor:
-        if m.contracted:
-            p = contract(p, m.inner_center, float(m.inner_radius), m.config.bg_len)
-        return m.to_grid(p)
-
-    def evaluate(p: Tensor, d: Tensor | None) -> tuple[Rays, Tensor, dict]:
-        rays = _point_rays(p, d, time)
-        idx = torch.arange(p.shape[0], device=p.device)
-        s = {"ray_indices": idx, "t": p.new_zeros(p.shape[0]), "coords": coords(p)}
-        raw, field = m._field_density(rays, s)
-        return rays, raw, field
-
-    def density(p: Tensor) -> Tensor:
-        return m.sigma_from_raw(evaluate(p, None)[1])
-
-    def radiance(p: Tensor, d: Tensor) -> Tensor:
-        rays, _, field = evaluate(p, d)
-        idx = torch.arange(p.shape[0], device=p.device)
-        vd = m._view_encoding(rays)
-        rgb = m._colour(m._field_features(field, idx), vd)
-        if m.appearance is not None:  # the average transform, as for novel views
-            rgb = m.appearance(rgb, torch.ones_like(rgb[:, 0]), None)
-        return rgb.clamp(0, 1)
-
-    if m.contracted:  # mesh the inner cube (the shell is the far background)
-        r = float(m.inner_radius)
-        lo, hi = m.inner_center - r, m.inner_center + r
-    else:
-        lo, hi = m.lo.clone(), m.hi.clone()
-    static = not m.contracted and not isinstance(m, DynamicGridMethod)
-    native = (lambda: m.sigma_from_raw(m.density.detach()[..., 0])) if static else None
-    return Field(density, radiance, lo, hi, voxel=m.step_unit, native=native)
-
-
-def _nerf_field(method: Method, time: float | None) -> Field:
-    """The NeRF family's field: `render_samples` of the network that renders the final image
-    (fine, else coarse) on one-sample rays; the family's deformations, warps and per-time
-    codes apply as in rendering. A lone sample's interval is infinite, so its opacity is 1
-    wherever sigma > 0 and the rendered colour is the sample's (un-composited where not)."""
-    m = method
-    net = m.fine if m.fine is not None else m.coarse
-
-    def render(p: Tensor, d: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-        out = m.render_samples(net, _point_rays(p, d, time), p.new_zeros(p.shape[0], 1))
-        return out.samples.sigma[:, 0], out.rgb, out.acc
-
-    def radiance(p: Tensor, d: Tensor) -> Tensor:
-        _, rgb, acc = render(p, d)
-        a = acc[:, None]
-        bg = m.background.to(rgb)
-        return torch.where(a > 1e-6, (rgb - (1 - a) * bg) / a.clamp(min=1e-6), rgb).clamp(0, 1)
-
-    lo, hi = _box(m.meta, m.background.device)
-    return Field(lambda p: render(p, None)[0], radiance, lo, hi)
 
 
 @torch.no_grad()

@@ -114,18 +114,32 @@ class Method(torch.nn.Module):
         """Receive the scene's static background points [P, 3] (`Scene.points`) before training;
         methods with a background loss (Nerfies) keep them, the others ignore them."""
 
+    # the field at single points: what `nerfkit export` meshes and colours
     def point_density(self, points: Tensor, time: float | None = None) -> Tensor:
         """Density sigma [P] (per unit length of the model's space: NDC for NDC scenes) at
-        points [P, 3] of that space, at `time` for dynamic methods: what `nerfkit export`
-        meshes. Optional: the default raises NotImplementedError, and `nerfkit.export` then
-        uses what it knows of the registered methods' fields (`export.method_field`)."""
+        points [P, 3] of that space, at `time` for dynamic methods (None: static, or t = 0).
+        Every registered method implements it; a method without it cannot be exported
+        (`nerfkit export` says so)."""
         raise NotImplementedError
 
     def point_radiance(self, points: Tensor, viewdirs: Tensor, time: float | None = None) -> Tensor:
         """Colour [P, 3] in [0, 1] emitted at points [P, 3] towards the unit viewing directions
-        viewdirs [P, 3] (the direction of travel of the ray that sees it, in the scene frame);
-        overridden together with `point_density`."""
+        viewdirs [P, 3] (the direction of travel of the ray that sees it, in the scene frame; a
+        zero row: any direction); implemented together with `point_density`."""
         raise NotImplementedError
+
+    def field_box(self) -> tuple[Tensor, Tensor, float | None]:
+        """(lo [3], hi [3], voxel): the box of the model's space that holds the scene (what
+        export meshes) and the length of the method's own voxel edge where it has a grid (None:
+        export chooses a resolution). Default: the scene's `SceneMeta.aabb`, no grid."""
+        box = torch.tensor(self.meta.aabb, dtype=torch.float32, device=self.background.device)
+        return box[0], box[1], None
+
+    def density_grid(self, time: float | None = None) -> Tensor | None:
+        """Densities [X, Y, Z] at the vertices of an X x Y x Z lattice spanning `field_box`
+        exactly, where the method stores its density that way (a static voxel grid: export
+        meshes it directly, no resampling); None (default): export samples `point_density`."""
+        return None
 
     def param_groups(self, lr: float) -> list[dict]:
         """Optimiser parameter groups; override for per-group learning rates."""

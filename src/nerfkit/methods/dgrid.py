@@ -260,6 +260,10 @@ class DynamicGridMethod(GridMethod):
         return raw, {"coords": coords, "res_feat": res_feat, "dx": dx, "w": w}
 
     # -- rendering: `grid`'s forward with deformed samples ---------------------------------
+    def density_grid(self, time: float | None = None) -> Tensor | None:
+        """None: the canonical grid is not the density at any time (export samples it)."""
+        return None
+
     def _field_density(self, rays: Rays, s: dict[str, Tensor]) -> tuple[Tensor, dict]:
         ray_idx, t = s["ray_indices"], s["t"]
         pts = rays.origins[ray_idx] + t[:, None] * rays.directions[ray_idx]

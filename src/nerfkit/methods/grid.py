@@ -546,6 +546,49 @@ class GridMethod(Method):
         """Add what the method reports beyond colour, depth and opacity to `out` (not while
         training); weights [P] and ray_idx [P] are the samples'. Nothing for `grid`."""
 
+    # the field at single points (export): one sample per point through the hooks above
+    def _point_field(
+        self, points: Tensor, viewdirs: Tensor | None, time: float | None
+    ) -> tuple[Rays, Tensor, dict]:
+        rays = Rays.at_points(points, viewdirs, time)
+        p = contract(points, *self._contract_args()) if self.contracted else points
+        idx = torch.arange(points.shape[0], device=points.device)
+        s = {"ray_indices": idx, "t": points.new_zeros(points.shape[0]), "coords": self.to_grid(p)}
+        raw, field = self._field_density(rays, s)
+        return rays, raw, field
+
+    def point_density(self, points: Tensor, time: float | None = None) -> Tensor:
+        """Density [P] at points [P, 3] (scene space; contracted scenes contract them first)."""
+        return self.sigma_from_raw(self._point_field(points, None, time)[1])
+
+    def point_radiance(self, points: Tensor, viewdirs: Tensor, time: float | None = None) -> Tensor:
+        """Colour [P, 3] at points [P, 3] seen along viewdirs [P, 3]; with appearance codes,
+        the average transform (as for novel views)."""
+        rays, _, field = self._point_field(points, viewdirs, time)
+        idx = torch.arange(points.shape[0], device=points.device)
+        rgb = self._colour(self._field_features(field, idx), self._view_encoding(rays))
+        if self.appearance is not None:
+            rgb = self.appearance(rgb, torch.ones_like(rgb[:, 0]), None)
+        return rgb.clamp(0, 1)
+
+    def field_box(self) -> tuple[Tensor, Tensor, float | None]:
+        """The grid's box, voxel edge `step_unit`; for contracted scenes the inner cube (the
+        shell around it is the far background)."""
+        if self.contracted:
+            r = float(self.inner_radius)
+            return self.inner_center - r, self.inner_center + r, self.step_unit
+        return self.lo.clone(), self.hi.clone(), self.step_unit
+
+    def density_grid(self, time: float | None = None) -> Tensor | None:
+        """The density grid itself (its vertices span `field_box`); None for contracted
+        scenes, whose grid is in contracted space."""
+        if self.contracted:
+            return None
+        return self.sigma_from_raw(self.density.detach()[..., 0])
+
+    def _contract_args(self) -> tuple[Tensor, float, float]:
+        return self.inner_center, float(self.inner_radius), self.config.bg_len
+
     def _distortion_coords(self, rays: Rays, s: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Positions [P] and lengths [P] of the samples `s` (`sample_rays`) in the normalised
         ray coordinate of the distortion loss: t over [near, far]; for contracted scenes the
@@ -556,7 +599,7 @@ class GridMethod(Method):
             span = (rays.far - rays.near).clamp(min=1e-6)[ray_idx]
             return (t - rays.near[ray_idx]) / span, s["t_steps"] / span
         o, d = rays.origins[ray_idx], rays.directions[ray_idx]
-        args = (self.inner_center, float(self.inner_radius), self.config.bg_len)
+        args = self._contract_args()
         start = contract(o + rays.near[ray_idx, None] * d, *args)
         dist = (contract(o + t[:, None] * d, *args) - start).norm(dim=-1)
         diag = float((self.hi - self.lo).norm())

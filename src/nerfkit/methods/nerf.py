@@ -230,6 +230,31 @@ class NeRF(Method):
         samples = RaySamples(t, sigma, out["weights"], out["trans"])
         return RenderOutput(out["rgb"], out["depth"], out["acc"], samples=samples)
 
+    def _render_points(
+        self, points: Tensor, viewdirs: Tensor | None, time: float | None
+    ) -> RenderOutput:
+        """`render_samples` of the network that renders the final image (fine, else coarse) on
+        one-sample rays at points [P, 3]: subclasses' deformations, warps and per-time codes
+        apply as in rendering. A lone sample's interval is infinite, so its opacity is 1
+        wherever sigma > 0 and the rendered colour is the sample's."""
+        net = self.fine if self.fine is not None else self.coarse
+        rays = Rays.at_points(points, viewdirs, time)
+        return self.render_samples(net, rays, points.new_zeros(points.shape[0], 1))
+
+    def point_density(self, points: Tensor, time: float | None = None) -> Tensor:
+        """Density [P] at points [P, 3] (fine network)."""
+        return self._render_points(points, None, time).samples.sigma[:, 0]
+
+    def point_radiance(self, points: Tensor, viewdirs: Tensor, time: float | None = None) -> Tensor:
+        """Colour [P, 3] at points [P, 3] seen along viewdirs [P, 3] (fine network): the
+        rendered colour of a one-sample ray, un-composited from the background where its
+        density is zero."""
+        out = self._render_points(points, viewdirs, time)
+        a = out.acc[:, None]
+        bg = self.background.to(out.rgb)
+        rgb = torch.where(a > 1e-6, (out.rgb - (1 - a) * bg) / a.clamp(min=1e-6), out.rgb)
+        return rgb.clamp(0, 1)
+
     def forward(self, rays: Rays) -> RenderOutput:
         """Coarse pass on stratified samples; fine pass on the union of those and importance
         samples drawn from the coarse weights. Returns the fine output (the coarse one without
