@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The GPU check (issue 14): one script a machine with one CUDA GPU runs in about 8 minutes
-# (5 of them lego training; the parts' hard limits add up to 12).
+# (5 of them lego training; the parts' hard limits add up to 13).
 # NOT YET RUN ON A GPU: no GPU has been lent to this project so far; only --dry-run has run
 # (on the 2-core CPU machine). Results of a real run belong in BENCHMARKS.md.
 #
-#   benchmarks/gpu_check.sh [--dry-run] [--parts suite,lego,speed,torchrun] [--data LEGO_DIR]
-#                           [--out DIR]
+#   benchmarks/gpu_check.sh [--dry-run] [--parts suite,lego,speed,torchrun,lookups]
+#                           [--data LEGO_DIR] [--out DIR]
 #
 # Parts, each under a hard time limit (a part that fails or runs out of time is reported and
 # the next one runs; the exit code is the number of failed parts):
@@ -19,14 +19,17 @@
 #                400 x 400, 1024 rays, 64 + 128 samples, 8 x 256 MLPs)                (~30 s)
 #   4. torchrun  a one-rank `torchrun --nproc-per-node 1 -m nerfkit train` on lego (300 steps)
 #                and `nerfkit eval` of it (test views at 200 x 200)                   (~40 s)
-# --dry-run: the same four parts at toy size on the CPU (the procedural scene at 16 pixels,
+#   5. lookups   the grid lookup's three paths, forward + backward, on the GPU
+#                (benchmarks/grid_lookup_paths.py: decides whether grid_sample stays the
+#                CUDA `auto` path)                                                      (~20 s)
+# --dry-run: the same five parts at toy size on the CPU (the procedural scene at 16 pixels,
 # a few steps each, seconds in all) to check the script itself; it runs anywhere.
 # Logs and a summary go to --out (default /tmp/nerfkit_gpu_check); the repository is not touched.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 DRY=0
-PARTS=suite,lego,speed,torchrun
+PARTS=suite,lego,speed,torchrun,lookups
 DATA=../shared/data/nerf_synthetic/lego
 OUT=/tmp/nerfkit_gpu_check
 while [ $# -gt 0 ]; do
@@ -101,6 +104,7 @@ if [ $DRY -eq 0 ]; then
   run torchrun 90 $PY -m torch.distributed.run --standalone --nproc-per-node 1 -m nerfkit train \
     --data "$DATA" --downscale 2 --max-steps 300 --output "$OUT/torchrun_run" --no-progress
   run torchrun_eval 45 $PY -m nerfkit eval "$OUT/torchrun_run" --downscale 4
+  run lookups 60 $PY benchmarks/grid_lookup_paths.py --device cuda
 else
   run suite 120 $PY -m pytest -q -x -p no:cacheprovider tests/test_distributed.py \
     -k "shards or draws or environment"
@@ -112,6 +116,8 @@ else
     --data "$DATA" --max-steps 5 --batch-rays 64 --output "$OUT/torchrun_run" --no-progress \
     --grid.num-voxels-final 4096
   run torchrun_eval 60 $PY -m nerfkit eval "$OUT/torchrun_run"
+  run lookups 60 $PY benchmarks/grid_lookup_paths.py --device cpu --size 16 --points 1000 \
+    --repeat 1
 fi
 
 note "-- results"
@@ -119,6 +125,7 @@ grep -h '^{"minutes"' "$OUT/lego.log" 2> /dev/null | sed 's/^/lego /' | tee -a "
 grep -h 's/step' "$OUT/speed.log" 2> /dev/null | sed 's/^/nerf /' | tee -a "$SUMMARY"
 grep -h 'trained to step' "$OUT/torchrun.log" 2> /dev/null | sed 's/^/torchrun /' | tee -a "$SUMMARY"
 grep -h 'PSNR' "$OUT/torchrun_eval.log" 2> /dev/null | sed 's/^/torchrun eval /' | tee -a "$SUMMARY"
+grep -h 'median' "$OUT/lookups.log" 2> /dev/null | sed 's/^/lookups /' | tee -a "$SUMMARY"
 tail -n 1 "$OUT/suite.log" 2> /dev/null | sed 's/^/suite /' | tee -a "$SUMMARY"
 note "failed parts: $FAILED; logs in $OUT"
 exit $FAILED

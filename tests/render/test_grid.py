@@ -24,6 +24,7 @@ from nerfkit.render.grid import (
     ray_aabb,
     resample_grid,
     trilinear,
+    trilinear_grid_sample,
     trilinear_reference,
 )
 
@@ -131,6 +132,28 @@ def test_march_reference_samples():
     torch.testing.assert_close(t, torch.tensor([1.2, 1.7]))
     torch.testing.assert_close(c[:, 0], torch.tensor([0.4, 1.4]))
     assert ri.tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("shape", [(9, 7, 5, 12), (2, 2, 2, 1), (3, 6, 2, 3)])
+def test_grid_sample_path_matches_reference_values_and_both_gradients(shape):
+    """The CUDA path (`trilinear_grid_sample`) against the reference, in float64 so that any
+    difference is a different formula, not rounding: values, the grid's gradient, and the
+    coordinates' gradient (0 along a clamped axis), with points inside and outside."""
+    g = torch.Generator().manual_seed(4)
+    grid = torch.randn(*shape, generator=g, dtype=torch.float64)
+    lim = torch.tensor(shape[:3], dtype=torch.float64)
+    pts = torch.rand(3000, 3, generator=g, dtype=torch.float64) * (lim + 1.0) - 1.0
+    outs, grads = [], []
+    for fn in (trilinear_reference, trilinear_grid_sample):
+        gr, pt = grid.clone().requires_grad_(True), pts.clone().requires_grad_(True)
+        out = fn(gr, pt)
+        up = torch.randn(out.shape, generator=torch.Generator().manual_seed(5), dtype=out.dtype)
+        outs.append(out)
+        grads.append(torch.autograd.grad((out * up).sum(), [gr, pt]))
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-12, atol=1e-12)
+    for a, b in zip(grads[1], grads[0]):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    assert trilinear(grid, pts, "grid_sample").shape == (3000, shape[3])
 
 
 def test_torch_path_is_used_when_asked():
@@ -303,7 +326,8 @@ def test_failed_build_warns_once_and_falls_back_to_torch(monkeypatch):
         assert march_composite(p, comp) is None
         grid = torch.randn(4, 5, 6, 3)
         pts = torch.rand(50, 3) * 4
-        assert torch.equal(trilinear(grid, pts), trilinear_reference(grid, pts))
+        # without the C++ kernel, auto falls back to grid_sample (the same values)
+        torch.testing.assert_close(trilinear(grid, pts), trilinear_reference(grid, pts))
 
 
 def test_no_kernel_env_skips_the_build(monkeypatch):

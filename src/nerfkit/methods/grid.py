@@ -50,9 +50,11 @@ variation of the density and feature grids on a random subset of voxels, and mip
 distortion loss.
 
 The trilinear gather and its scatter-add backward run in a small C++/OpenMP kernel built at first
-use (torch.utils.cpp_extension, cached under ~/.cache/torch_extensions) for CPU tensors; the
-pure-PyTorch reference path (`trilinear_reference`) is used on CUDA, when no compiler is present
-(with one warning), or with `kernel="torch"`. Tests compare the two.
+use (torch.utils.cpp_extension, cached under ~/.cache/torch_extensions) for CPU tensors; on
+CUDA, or when no compiler is present (with one warning), the lookups run through PyTorch's
+fused `grid_sample` (`trilinear_grid_sample`) and the marching through the vectorised reference;
+`kernel="torch"` forces the pure-PyTorch reference (`trilinear_reference`, 8 gathers) throughout.
+Tests compare all three.
 """
 
 from __future__ import annotations
@@ -193,8 +195,10 @@ class GridConfig:
     scene."""
     max_samples_per_ray: int = 2048
     """Safety cap on samples per ray."""
-    kernel: Literal["auto", "torch"] = "auto"
-    """'auto': fused C++ kernel for CPU tensors when it builds; 'torch': reference path only."""
+    kernel: Literal["auto", "grid_sample", "torch"] = "auto"
+    """'auto': the fused C++ kernels for CPU tensors when they build, else (CUDA) the grid
+    lookups through grid_sample; 'grid_sample': always those (the marching stays C++ on the
+    CPU); 'torch': the pure-PyTorch reference path only."""
     eval_chunk: int = 32768
     """Rays per forward call when rendering whole images."""
 

@@ -173,18 +173,44 @@ class _TrilinearFn(torch.autograd.Function):
         return g_grid, g_coords
 
 
+def trilinear_grid_sample(grid: Tensor, coords: Tensor) -> Tensor:
+    """`trilinear_reference` through `torch.nn.functional.grid_sample` (one fused native
+    kernel, forward and backward, on every device; the channels-last grid is read through a
+    permuted view, not copied).
+
+    Args / Returns: as `trilinear_reference`.
+    """
+    size = grid.shape[:3]
+    # grid_sample's (x, y, z) index (W, H, D) = our (Z, Y, X); align_corners: -1 and 1 are the
+    # first and last vertices; border padding clamps like the reference (gradient 0 outside)
+    scale = torch.tensor([s - 1 for s in size], dtype=coords.dtype, device=coords.device)
+    g = (coords / scale * 2 - 1).flip(-1)
+    out = torch.nn.functional.grid_sample(
+        grid.permute(3, 0, 1, 2)[None],  # [1, C, X, Y, Z]
+        g[None, :, None, None, :],  # [1, P, 1, 1, 3]
+        mode="bilinear",
+        padding_mode="border",
+        align_corners=True,
+    )  # [1, C, P, 1, 1]
+    return out[0, :, :, 0, 0].t()
+
+
 def trilinear(grid: Tensor, coords: Tensor, kernel: str = "auto") -> Tensor:
-    """Trilinear interpolation (see `trilinear_reference`), fused for CPU float32 tensors.
+    """Trilinear interpolation (see `trilinear_reference`), fused.
 
     Args:
         grid: [X, Y, Z, C] contiguous; coords: [P, 3] in vertex units.
-        kernel: "auto" uses the C++ kernel for CPU float32 when available; "torch" never does.
+        kernel: "auto": the C++ kernel for CPU float32 when it builds, else (CUDA, other
+            dtypes) `trilinear_grid_sample`; "grid_sample": always that; "torch": the
+            reference (8 gathers of plain tensor ops).
     Returns:
         [P, C], differentiable with respect to `grid` and `coords` (0 along an axis where a
         coordinate lies outside the grid and is clamped).
     """
     if kernel == "auto" and _cpu_kernel(grid, coords) is not None:
         return _TrilinearFn.apply(grid.contiguous(), coords.contiguous())
+    if kernel in ("auto", "grid_sample"):
+        return trilinear_grid_sample(grid, coords)
     return trilinear_reference(grid, coords)
 
 
@@ -365,11 +391,12 @@ def march(params: MarchParams, kernel: str = "auto") -> tuple[Tensor, Tensor, Te
 
     Args:
         params: the rays and grid to march (`MarchParams`).
-        kernel: "auto" uses the C++ kernel for CPU float32 when available; "torch" never does.
+        kernel: "auto" or "grid_sample": the C++ kernel for CPU float32 when available;
+            "torch": never.
     Returns:
         ray_indices [P] int64 non-decreasing, t [P], coords [P, 3] in vertex units.
     """
-    kern = _cpu_kernel(params.origins) if kernel == "auto" else None
+    kern = _cpu_kernel(params.origins) if kernel in ("auto", "grid_sample") else None
     if kern is not None:
         ri, t, c = kern.march(params)  # type: ignore[attr-defined]
         return ri, t, c
