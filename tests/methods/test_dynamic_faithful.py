@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from nerfkit.cameras import Cameras, Rays
 from nerfkit.config import TrainConfig
@@ -144,6 +145,23 @@ def test_warps_start_at_the_identity(name: str) -> None:
     assert img.displacement.shape == (8, 8, 3) and img.displacement.abs().max() < 1e-2
     if name == "hypernerf":
         assert img.ambient.shape == (8, 8, 2) and img.ambient.abs().max() < 1e-3
+
+
+@pytest.mark.parametrize("name", ["nerfies", "hypernerf"])
+def test_templates_start_as_released_glorot_uniform_zero_bias(name: str) -> None:
+    """Every template layer W [out, in] ~ U(-a, a), a = sqrt(6 / (in + out)): inside the
+    bound, spread over it (not PyTorch's default 1/sqrt(in) bound), biases zero."""
+    torch.manual_seed(0)
+    cls = Nerfies if name == "nerfies" else HyperNeRF
+    m = cls(_tiny(name), META)
+    layers = [x for net in (m.coarse, m.fine) for x in net.modules() if isinstance(x, nn.Linear)]
+    assert len(layers) >= 4
+    for lin in layers:
+        fan_out, fan_in = lin.weight.shape
+        bound = math.sqrt(6.0 / (fan_in + fan_out))
+        assert float(lin.weight.abs().max()) <= bound
+        assert float(lin.weight.abs().max()) > 0.8 * bound or lin.weight.numel() < 50
+        assert torch.count_nonzero(lin.bias) == 0
 
 
 def test_background_loss_is_zero_for_an_identity_warp() -> None:

@@ -40,8 +40,8 @@ Differences from the paper, and what is done about them:
   `--nerfies.appearance-dims 8` is the paper's psi (8-d, by time like the warp codes).
 - Camera code: gpu_vrig_paper.gin feeds a 2-d per-rig-camera code into the colour branch
   (`use_camera_metadata`). nerfkit's Scene carries no camera ids, so this is not implemented.
-- The release's template MLPs use Glorot-uniform weights; nerfkit's NeRFMLP keeps PyTorch's
-  default initialisation. The warp field's initialisation is the release's (it is what makes
+- Initialisation is the release's: Glorot-uniform weights and zero biases in the template MLPs
+  (`glorot_`; nerfkit's `nerf` keeps PyTorch's default), and the warp field's (it is what makes
   the warp start at the identity).
 - The release computes the opacity `acc` without the sample at infinity; nerfkit's `acc`
   includes it (colours are identical).
@@ -108,6 +108,17 @@ class NerfiesConfig(NeRFConfig):
 
 def xavier_uniform(weight: Tensor) -> object:
     return nn.init.xavier_uniform_(weight)
+
+
+def glorot_(net: nn.Module) -> nn.Module:
+    """The releases' template initialisation (`nn.Dense(kernel_init=glorot_uniform())`, flax's
+    zero biases) on every linear layer of `net`, in place."""
+    with torch.no_grad():
+        for lin in net.modules():
+            if isinstance(lin, nn.Linear):
+                nn.init.xavier_uniform_(lin.weight)
+                nn.init.zeros_(lin.bias)
+    return net
 
 
 class SkipMLP(nn.Module):
@@ -242,7 +253,9 @@ class Nerfies(NeRF):
         self.in_pos = in_pos
 
         def mlp() -> NeRFMLP:
-            return NeRFMLP(in_pos, self.cond_dims, c.width, c.depth, c.skip, self.cond_dims > 0)
+            net = NeRFMLP(in_pos, self.cond_dims, c.width, c.depth, c.skip, self.cond_dims > 0)
+            glorot_(net)
+            return net
 
         self.coarse = mlp()
         self.fine = mlp() if c.n_fine > 0 else None
