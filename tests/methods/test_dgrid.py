@@ -168,6 +168,33 @@ def test_no_deformation_before_deform_start() -> None:
     )
 
 
+def test_background_loss_holds_the_static_points_still() -> None:
+    """Nerfies' background loss on dgrid's deformation: zero while the deformation is the
+    identity, GM(3 * 0.01^2, 0.001) when every point moves by (0.01, 0.01, 0.01), only the
+    points inside the scene box kept, and absent without points or before deform_start."""
+    from nerfkit.render import warp as W
+
+    method = _method(2, background_batch=64)
+    method.train()
+    rays = _rays(32)
+    assert "background" not in method.loss(method(rays), torch.zeros(32, 3))
+    pts = torch.cat([torch.rand(20, 3) - 0.5, torch.full((5, 3), 50.0)])  # 5 far outside
+    method.use_points(pts)
+    assert method.points is not None and len(method.points) == 20
+    assert method.background_loss() == 0
+    with torch.no_grad():
+        method.deform_head[-1].bias[:3].fill_(0.01)
+    want = W.geman_mcclure(torch.tensor(3e-4), 0.001)
+    torch.testing.assert_close(method.background_loss(), want)
+    losses = method.loss(method(rays), torch.zeros(32, 3))
+    torch.testing.assert_close(losses["background"], want)
+    losses["background"].backward()  # the loss pulls the deformation back towards zero
+    assert float(method.deform_head[-1].bias.grad[:3].min()) > 0
+    late = _method(0, deform_start=5)
+    late.use_points(torch.rand(10, 3) - 0.5)
+    assert "background" not in late.loss(late(rays), torch.zeros(32, 3))
+
+
 def test_gradients_reach_the_deformation_and_ambient_planes() -> None:
     method = _method(2)
     _ball(method, (0.0, 0.0, 0.0), 0.6)

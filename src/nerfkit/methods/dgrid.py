@@ -13,6 +13,9 @@ al. 2021): the ambient coordinates w = tanh(...) in [-1, 1]^m index planes over 
 features. m = 0 is the deformation-only model (D-NeRF / Nerfies' idea), m > 0 the hyper-space
 model, from one code path: what the ambient dimensions buy is measured by switching them off.
 
+Where the scene has static points (`points.npy`), Nerfies' background loss keeps the
+deformation at zero there (`background_loss`).
+
 Sampling marches through the grid box in observation space. The occupancy mask is computed in
 observation space as the union over time: the density is evaluated at the vertices of a coarse
 grid (`occ_max_res` a side) at every training time, and a vertex is kept where any time makes it
@@ -39,7 +42,7 @@ from nerfkit.render.planes import (
     plane_tv,
 )
 from nerfkit.render.volume import accumulate_packed
-from nerfkit.render.warp import hyper_alpha, posenc_window
+from nerfkit.render.warp import background_loss, hyper_alpha, posenc_window
 
 
 @dataclass
@@ -101,6 +104,12 @@ class DGridConfig(GridConfig):
     split scene at 1000 steps)."""
     tv_feature_weight: float | None = 1e-3
     """Total variation of the canonical feature grid."""
+    background_weight: float = 1.0
+    """Weight of Nerfies' background loss: the scene's static points (`points.npy` of the
+    Nerfies layout, inside the scene box) at random training times should not move
+    (Geman-McClure, scale 0.001, of their squared displacement); only when the scene has them."""
+    background_batch: int = 4096
+    """Static points per step for the background loss."""
     occ_max_res: int = 48
     """Vertices a side (at most) of the observation-space occupancy grid."""
     occ_max_times: int = 64
@@ -122,6 +131,8 @@ class DynamicGridMethod(GridMethod):
         c = self.config = config
         times = sorted(set(meta.train_times)) or [0.0]
         self.register_buffer("occ_times", _thin(torch.tensor(times), c.occ_max_times))
+        self.register_buffer("train_times", torch.tensor(times), persistent=False)
+        self.points: Tensor | None = None
         t_res = max(2, min(c.deform_time_res, len(times)))
         ch = c.deform_channels
         # K-Planes' start: spatial planes uniform in [0.1, 0.5], space-time planes one; the
@@ -287,10 +298,30 @@ class DynamicGridMethod(GridMethod):
         """No fused inference: it marches `grid`'s static density."""
         return None
 
+    def use_points(self, points: Tensor) -> None:
+        """Keep the static points [P, 3] inside the scene box (the deformation's domain) for
+        `background_loss`."""
+        inside = ((points >= self.scene_lo) & (points <= self.scene_hi)).all(dim=-1)
+        self.points = points[inside].float() if bool(inside.any()) else None
+
+    def background_loss(self) -> Tensor:
+        """Mean Nerfies background loss of `background_batch` random static points, each
+        deformed at a random training time (zero before the deformation is on)."""
+        assert self.points is not None
+        n = self.config.background_batch
+        pts = self.points[torch.randint(len(self.points), (n,), device=self.points.device)]
+        times = self.train_times[torch.randint(len(self.train_times), (n,), device=pts.device)]
+        dx, _ = self.deform(pts, times)
+        return background_loss(pts + dx, pts).mean()
+
     def loss(self, out: RenderOutput, rgb_true: Tensor) -> dict[str, Tensor]:
         losses = super().loss(out, rgb_true)
         c = self.config
         total = losses["loss"]
+        if self.points is not None and c.background_weight > 0 and bool(self.deform_on):
+            b = self.background_loss()
+            losses["background"] = b
+            total = total + c.background_weight * b
         if c.plane_tv_weight > 0:
             tv = sum(plane_tv(p) for p in self._deform_plane_list())
             if self.ambient_planes is not None:
