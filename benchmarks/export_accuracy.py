@@ -110,6 +110,7 @@ def measure(
     taus: list[float],
     out_dir: Path,
     threshold: float | str = "auto",
+    pc_views: int = 0,
 ) -> dict:
     exact = exact_surface_points(data)
     procedural = exact is not None and (data / "nerfkit_scene.json").is_file()
@@ -142,13 +143,14 @@ def measure(
         "chamfer": float((acc.mean() + comp.mean()) / 2),
     }
     t0 = time.perf_counter()
-    pc_info = export_pointcloud(run, out_dir / "pointcloud.ply", views=0)
+    pc_info = export_pointcloud(run, out_dir / "pointcloud.ply", views=pc_views)
     res["pointcloud_seconds"] = time.perf_counter() - t0
     pc = np.asarray(trimesh.load(out_dir / "pointcloud.ply").vertices)
     acc = to_truth(pc, analytic)
     comp = cKDTree(pc).query(truth_pts)[0]
     res["pointcloud"] = {
         "points": pc_info["points"],
+        "views": pc_info["views"],
         "removed": pc_info["removed"],
         "accuracy": stats(acc, taus),
         "completeness": stats(comp, taus),
@@ -184,6 +186,9 @@ def main() -> None:
     p.add_argument("--resolution", type=int, default=64, help="procedural scene image size")
     p.add_argument("--threshold", default="auto", help="mesh density level (auto: ln 2 / voxel)")
     p.add_argument("--taus", type=float, nargs="+", default=[0.01, 0.02, 0.05])
+    p.add_argument(
+        "--pc-views", type=int, default=0, help="training views of the point cloud (0: all)"
+    )
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "export_accuracy")
     args = p.parse_args()
     configure_allocator()
@@ -208,7 +213,7 @@ def main() -> None:
             train(cfg)
             train_s = time.perf_counter() - t0
     thr = parse_threshold(args.threshold)
-    res = measure(run, Path(data), args.reference, args.taus, args.work, thr)
+    res = measure(run, Path(data), args.reference, args.taus, args.work, thr, args.pc_views)
     res |= {
         "data": str(data),
         "run": str(run),

@@ -94,6 +94,35 @@ def test_a_time_limit_draws_only_from_early_images(tmp_path: Path) -> None:
                 torch.testing.assert_close(d, rays.directions[r])
 
 
+def test_one_image_per_step_draws_every_ray_from_one_early_image(tmp_path: Path) -> None:
+    """D-NeRF's batches: all rays of a draw from one image (crop or not), each ray through its
+    pixel, the image among those the time limit allows, and over many draws every allowed
+    image is used."""
+    import dataclasses
+
+    root = tmp_path / "scene"
+    generate_scene(root, resolution=8, n_train=5, n_val=0, n_test=1, supersample=1)
+    sp = load_scene(root).split("train")
+    n, h, w = sp.images.shape[:3]
+    code = torch.stack(torch.meshgrid(*(torch.arange(k) for k in (n, h, w)), indexing="ij"), -1)
+    times = torch.tensor([0.5, 0.0, 1.0, 0.25, 0.75])
+    sp = dataclasses.replace(sp, times=times, images=code.float())
+    batcher = RayBatcher(sp, 2.0, 6.0, ndc=False, seed=0)
+    for limit, allowed in ((0.3, {1, 3}), (None, set(range(n)))):
+        seen = set()
+        for crop in (None, 0.5) * 10:
+            rays, rgb = batcher.sample(64, crop, max_time=limit, one_image=True)
+            k, y, x = rgb.long().unbind(-1)
+            assert len(set(k.tolist())) == 1 and torch.equal(k, rays.camera)
+            seen |= set(k.tolist())
+            if crop is not None:  # the central half: rows and columns 2..5 of 8
+                assert int(y.min()) >= 2 and int(y.max()) <= 5 and int(x.max()) <= 5
+            for r in range(0, 64, 13):
+                d = sp.cameras.image_rays(int(k[r]), 2.0, 6.0).directions[int(y[r]) * w + x[r]]
+                torch.testing.assert_close(d, rays.directions[r])
+        assert seen == allowed
+
+
 def test_same_seed_same_result(tmp_path: Path) -> None:
     root = tmp_path / "scene"
     generate_scene(root, resolution=16, n_train=4, n_val=0, n_test=1, supersample=1)

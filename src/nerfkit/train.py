@@ -63,16 +63,28 @@ class RayBatcher:
         crop_frac: float | None = None,
         part: slice | None = None,
         max_time: float | None = None,
+        one_image: bool = False,
     ) -> tuple[Rays, Tensor]:
         """`count` random rays; with `crop_frac`, only from the central crop of each image.
         With `part`, only those rows of the `count` drawn (a rank's slice of the global batch:
         every rank draws the whole batch, so the generator stays the same on all of them).
         With `max_time` (dynamic scenes), only from the images whose time is at most it (at
-        least the earliest image): a curriculum over time (`Method.max_train_time`)."""
+        least the earliest image): a curriculum over time (`Method.max_train_time`). With
+        `one_image`, every ray from the same random image (`Method.one_image_per_step`)."""
         g = self.gen
         allowed = self._allowed(max_time)
         n = self.n if allowed is None else allowed.shape[0]
-        if crop_frac is None:
+        if one_image:
+            cam = torch.randint(0, n, (1,), generator=g).expand(count)
+            if allowed is not None:
+                cam = allowed[cam]
+            ch, cw = self.h, self.w
+            if crop_frac is not None:
+                ch, cw = max(1, int(self.h * crop_frac)), max(1, int(self.w * crop_frac))
+            py = torch.randint(0, ch, (count,), generator=g) + (self.h - ch) // 2
+            px = torch.randint(0, cw, (count,), generator=g) + (self.w - cw) // 2
+            idx = (cam * self.h + py) * self.w + px
+        elif crop_frac is None:
             idx = torch.randint(0, n * self.h * self.w, (count,), generator=g)
             cam = idx // (self.h * self.w)
             rem = idx % (self.h * self.w)
@@ -267,7 +279,8 @@ class Trainer:
             g["lr"] = base * lr_scale
         crop = cfg.precrop_frac if self.step < cfg.precrop_steps else None
         max_time = self.method.max_train_time(self.step, progress)
-        rays, rgb = self.batcher.sample(cfg.batch_rays, crop, self.part, max_time)
+        one = self.method.one_image_per_step
+        rays, rgb = self.batcher.sample(cfg.batch_rays, crop, self.part, max_time, one)
         rays, rgb = rays.to(self.device), rgb.to(self.device)
         # per-ray random draws (jitter, noise) are this rank's rows of the global batch's
         with distributed.global_batch_draws(self.part, cfg.batch_rays):

@@ -132,6 +132,19 @@ def test_dnerf_deformation_is_zero_at_time_zero() -> None:
     assert m.fine is None and DNeRF(_tiny("dnerf", two_models=True), META).fine is not None
 
 
+def test_dnerf_batches_and_curriculum_are_the_releases() -> None:
+    """max(3, N step / steps) earliest frames until `time_curriculum_steps`, then all."""
+    times = [i / 9 for i in range(10)][::-1]  # N = 10, in any order
+    meta = SceneMeta(near=2.0, far=6.0, background=[1.0] * 3, train_times=times)
+    cfg = DNeRFConfig(width=8, depth=2, skip=0, deform_width=8, deform_depth=2, deform_skip=0)
+    m = DNeRF(cfg, meta)
+    assert m.one_image_per_step
+    assert m.max_train_time(0) == pytest.approx(2 / 9)  # the earliest 3
+    assert m.max_train_time(5000) == pytest.approx(4 / 9)  # the earliest 5
+    assert m.max_train_time(9999) == pytest.approx(8 / 9)
+    assert m.max_train_time(10000) is None
+
+
 @pytest.mark.parametrize("name", ["nerfies", "hypernerf"])
 def test_warps_start_at_the_identity(name: str) -> None:
     torch.manual_seed(0)

@@ -84,6 +84,10 @@ class Method(torch.nn.Module):
     """Trainer values (lr, lr_final, batch_rays) used when the user gives none; the keys left
     out fall back to `nerfkit.config.TRAIN_DEFAULTS`."""
 
+    one_image_per_step: bool = False
+    """True: every training step draws all its rays from one random image (D-NeRF's
+    `no_batching`: one time per step); False: across all images."""
+
     def __init__(self, meta: SceneMeta) -> None:
         super().__init__()
         self.meta = meta

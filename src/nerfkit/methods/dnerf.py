@@ -21,9 +21,11 @@ Followed from albertpumarola/D-NeRF:
 
 Where the release departs from NeRF's scheme, on which the paper builds: NeRF trains separate
 coarse and fine networks; the release's configs use the single network above (the default
-here; `--dnerf.two-models` gives NeRF's two). The release trains on one image per step
-(`no_batching`, all rays at one time, curriculum `precrop_iters_time` over the first 100k
-steps); nerfkit's Trainer draws rays across all frames and has no time curriculum. Its learning
+here; `--dnerf.two-models` gives NeRF's two). As released, every step's rays come from one frame
+(`no_batching`; `--dnerf.one-image-per-step False` draws across frames) and, over the first
+10k steps (`precrop_iters_time`), only from the earliest max(3, N step / 10k) frames
+(`--dnerf.time-curriculum-steps`); the release's `precrop_iters = 500` (central crops) is
+`nerfkit train --precrop-steps 500`. Its learning
 rate decays by 0.1 per 500k steps over 800k; nerfkit's Trainer decays exponentially from
 `lr` to `lr_final` over the run (defaults 5e-4 -> 5e-5, one release decay period).
 """
@@ -59,6 +61,12 @@ class DNeRFConfig(NeRFConfig):
     """gamma(x) is concatenated again after this layer of the deformation MLP."""
     zero_canonical: bool = True
     """dx = 0 at t = 0: time 0 is the canonical space (the release's default)."""
+    one_image_per_step: bool = True
+    """Every step's rays come from one random frame (the release's `no_batching = True`);
+    False: across all frames, as nerfkit's other methods."""
+    time_curriculum_steps: int = 10000
+    """For this many steps the frame is drawn among the earliest max(3, N step / this) of the
+    N training frames (the release's `precrop_iters_time = 10000`, of its 800k steps); 0: off."""
     two_models: bool = False
     """A second network for the fine pass and the coarse loss added (the release's
     --use_two_models_for_fine; NeRF's coarse + fine). Off: one network, the coarse pass
@@ -112,6 +120,17 @@ class DNeRF(NeRF):
 
         self.coarse = network()  # type: ignore[assignment]
         self.fine = network() if c.two_models and c.n_fine > 0 else None  # type: ignore[assignment]
+        self.one_image_per_step = c.one_image_per_step
+        self.frame_times = sorted(meta.train_times)
+
+    def max_train_time(self, step: int, progress: float = 0.0) -> float | None:
+        """The release's curriculum: the time of the max(3, N step / time_curriculum_steps)-th
+        earliest of the N training frames until `time_curriculum_steps`, then None (all)."""
+        steps, times = self.config.time_curriculum_steps, self.frame_times
+        if steps <= 0 or step >= steps or not times:
+            return None
+        k = max(int(step / steps * len(times)), 3)
+        return times[min(k, len(times)) - 1]
 
     def deformation(self, net: DeformationMLP, points: Tensor, time: Tensor | None) -> Tensor:
         """dx of points [R, S, 3] at the rays' times [R] (None: t = 0). Returns [R, S, 3]."""
