@@ -70,18 +70,24 @@ def test_ray_batches_match_image_pixels(tmp_path: Path) -> None:
     assert rays_c.directions.shape == (200, 3)
 
 
-def test_a_time_limit_draws_only_from_early_images(tmp_path: Path) -> None:
+def _coded_split(tmp_path: Path) -> tuple:
+    """A 5-image 8x8 training split whose pixel "colours" name their image and pixel (image,
+    row, column), at times 0.5, 0, 1, 0.25, 0.75; its times; a RayBatcher of it."""
     import dataclasses
 
     root = tmp_path / "scene"
     generate_scene(root, resolution=8, n_train=5, n_val=0, n_test=1, supersample=1)
     sp = load_scene(root).split("train")
     n, h, w = sp.images.shape[:3]
-    # every pixel's "colour" names its image and pixel: (image, row, column)
     code = torch.stack(torch.meshgrid(*(torch.arange(k) for k in (n, h, w)), indexing="ij"), -1)
     times = torch.tensor([0.5, 0.0, 1.0, 0.25, 0.75])
     sp = dataclasses.replace(sp, times=times, images=code.float())
-    batcher = RayBatcher(sp, 2.0, 6.0, ndc=False, seed=0)
+    return sp, times, RayBatcher(sp, 2.0, 6.0, ndc=False, seed=0)
+
+
+def test_a_time_limit_draws_only_from_early_images(tmp_path: Path) -> None:
+    sp, times, batcher = _coded_split(tmp_path)
+    n, h, w = sp.images.shape[:3]
     for limit, want in ((0.3, {1, 3}), (-1.0, {1}), (None, None), (1.0, None)):
         for crop in (None, 0.5):
             rays, rgb = batcher.sample(300, crop, max_time=limit)
@@ -98,16 +104,8 @@ def test_one_image_per_step_draws_every_ray_from_one_early_image(tmp_path: Path)
     """D-NeRF's batches: all rays of a draw from one image (crop or not), each ray through its
     pixel, the image among those the time limit allows, and over many draws every allowed
     image is used."""
-    import dataclasses
-
-    root = tmp_path / "scene"
-    generate_scene(root, resolution=8, n_train=5, n_val=0, n_test=1, supersample=1)
-    sp = load_scene(root).split("train")
+    sp, times, batcher = _coded_split(tmp_path)
     n, h, w = sp.images.shape[:3]
-    code = torch.stack(torch.meshgrid(*(torch.arange(k) for k in (n, h, w)), indexing="ij"), -1)
-    times = torch.tensor([0.5, 0.0, 1.0, 0.25, 0.75])
-    sp = dataclasses.replace(sp, times=times, images=code.float())
-    batcher = RayBatcher(sp, 2.0, 6.0, ndc=False, seed=0)
     for limit, allowed in ((0.3, {1, 3}), (None, set(range(n)))):
         seen = set()
         for crop in (None, 0.5) * 10:
