@@ -74,17 +74,7 @@ class RayBatcher:
         g = self.gen
         allowed = self._allowed(max_time)
         n = self.n if allowed is None else allowed.shape[0]
-        if one_image:
-            cam = torch.randint(0, n, (1,), generator=g).expand(count)
-            if allowed is not None:
-                cam = allowed[cam]
-            ch, cw = self.h, self.w
-            if crop_frac is not None:
-                ch, cw = max(1, int(self.h * crop_frac)), max(1, int(self.w * crop_frac))
-            py = torch.randint(0, ch, (count,), generator=g) + (self.h - ch) // 2
-            px = torch.randint(0, cw, (count,), generator=g) + (self.w - cw) // 2
-            idx = (cam * self.h + py) * self.w + px
-        elif crop_frac is None:
+        if crop_frac is None and not one_image:
             idx = torch.randint(0, n * self.h * self.w, (count,), generator=g)
             cam = idx // (self.h * self.w)
             rem = idx % (self.h * self.w)
@@ -93,8 +83,10 @@ class RayBatcher:
                 idx = cam * (self.h * self.w) + rem
             py, px = rem // self.w, rem % self.w
         else:
-            ch, cw = max(1, int(self.h * crop_frac)), max(1, int(self.w * crop_frac))
-            cam = torch.randint(0, n, (count,), generator=g)
+            frac = 1.0 if crop_frac is None else crop_frac
+            ch, cw = max(1, int(self.h * frac)), max(1, int(self.w * frac))
+            # one image per ray, or (one_image) one image for the whole batch
+            cam = torch.randint(0, n, (1 if one_image else count,), generator=g).expand(count)
             if allowed is not None:
                 cam = allowed[cam]
             py = torch.randint(0, ch, (count,), generator=g) + (self.h - ch) // 2
