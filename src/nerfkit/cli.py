@@ -5,6 +5,7 @@ User errors print one line and exit with code 2; Ctrl-C saves what it can and ex
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -333,10 +334,18 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = _run(cmd)
     except NerfkitError as e:
+        from nerfkit.distributed import DistributedError
         from nerfkit.train import TrainingInterrupted
 
         print(f"nerfkit: {e}", file=sys.stderr)
         code = 130 if isinstance(e, TrainingInterrupted) else 2
+        if isinstance(e, DistributedError):
+            # a peer is gone: gloo's threads may abort the interpreter's shutdown ("terminate
+            # called without an active exception", SIGABRT instead of 2), seen once in CI;
+            # leave without running the C++ destructors
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
     except KeyboardInterrupt:
         print("nerfkit: interrupted", file=sys.stderr)
         code = 130
