@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,3 +49,38 @@ def one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def cpu_has_amx(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU has AMX tiles with bf16 (Intel Sapphire Rapids and later).
+
+    There, bf16 matrix products run several times faster than fp32 (measured: ~8x on
+    [24576, 256] x [256, 256], BENCHMARKS.md); without AMX (AVX-512 BF16 only) they are slower.
+    Read from the `flags` line of /proc/cpuinfo (`cpuinfo`: its text, for tests); False where
+    that file does not exist (not Linux).
+    """
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return False
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            return "amx_bf16" in line.split(":", 1)[-1].split()
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """`auto` -> `bf16` on a CPU with AMX, `fp32` elsewhere; `fp32` / `bf16` as given.
+
+    CUDA stays fp32 under `auto` until bf16 has been measured there (BENCHMARKS.md).
+    """
+    if precision != "auto":
+        return precision
+    return "bf16" if torch.device(device).type == "cpu" and _this_cpu_has_amx() else "fp32"
+
+
+@functools.cache
+def _this_cpu_has_amx() -> bool:
+    return cpu_has_amx()
