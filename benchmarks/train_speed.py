@@ -35,16 +35,17 @@ DEFAULT_DATA = REPO / ".." / "shared" / "data" / "nerf_synthetic" / "lego"
 
 
 def cpu_model() -> str:
-    """CPU model name and core count as reported by /proc/cpuinfo."""
-    name = platform.processor() or "unknown"
+    """CPU model name, core count and whether it has AMX (which decides the `auto` precision),
+    from /proc/cpuinfo."""
+    from nerfkit.perf import cpu_has_amx
+
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
+        info = Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
-    return f"{name}, {os.cpu_count()} cores"
+        info = ""
+    names = [ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")]
+    name = names[0] if names else platform.processor() or "unknown"
+    return f"{name}, {os.cpu_count()} cores, {'AMX' if cpu_has_amx(info) else 'no AMX'}"
 
 
 def git_commit() -> str:
