@@ -31,6 +31,7 @@ from train_speed import cpu_model, git_commit  # benchmarks/ is on sys.path when
 
 from nerfkit.config import TrainConfig
 from nerfkit.data import load_scene
+from nerfkit.media import write_png
 from nerfkit.metrics import image_metrics
 from nerfkit.perf import configure_allocator
 from nerfkit.train import Trainer
@@ -77,41 +78,56 @@ def run_one(data: Path, variant: str, seed: int, args: argparse.Namespace, out: 
     t0 = time.perf_counter()
     result = trainer.fit()
     train_s = time.perf_counter() - t0
-    test = scene.split("test")
     meta = scene.meta
     window = event_interval(data, args.event_margin)
-    psnr, ssim, in_event, render_s = [], [], [], []
-    for k in range(len(test)):
-        tk = None if test.times is None else float(test.times[k])
+    row: dict = {"data": data.name, "variant": variant, "seed": seed, "steps": trainer.step}
+    row["train_min"] = train_s / 60
+    for k, split in enumerate(args.eval_splits):
+        views = None if args.save_views is None else args.save_views / f"{out.name}_{split}"
+        ev = evaluate_split(trainer.method, scene.split(split), meta, window, views)
+        # the first split's numbers under the plain keys (the table), the others suffixed
+        row.update(ev if k == 0 else {f"{key}_{split}": v for key, v in ev.items()})
+    row["final_loss"] = getattr(result, "final_loss", None)
+    return row
+
+
+def evaluate_split(
+    method, split, meta, window: tuple[float, float] | None, views: Path | None = None
+) -> dict:
+    """Mean PSNR/SSIM over a split's views (each rendered at its own time), the mean over the
+    views in `window`, the median render time and (time, PSNR) per view; with `views`, one PNG
+    per view there: truth | render | |error| x 3."""
+    psnr, ssim, in_event, render_s, per_view = [], [], [], [], []
+    for k in range(len(split)):
+        tk = None if split.times is None else float(split.times[k])
         r0 = time.perf_counter()
-        img = trainer.method.render_image(
-            test.cameras, k, meta.near, meta.far, ndc=meta.ndc, time=tk
-        )
+        img = method.render_image(split.cameras, k, meta.near, meta.far, ndc=meta.ndc, time=tk)
         render_s.append(time.perf_counter() - r0)
-        m = image_metrics(img.rgb, test.images[k])
+        m = image_metrics(img.rgb, split.images[k])
         psnr.append(m["psnr"])
         ssim.append(m["ssim"])
+        per_view.append((tk, round(m["psnr"], 2)))
+        if views is not None:
+            err = (img.rgb - split.images[k]).abs().mean(-1, keepdim=True).expand_as(img.rgb)
+            strip = torch.cat([split.images[k], img.rgb, (3 * err).clamp(0, 1)], 1)
+            views.mkdir(parents=True, exist_ok=True)
+            write_png(views / f"{k:03d}_t{tk if tk is not None else 0:.3f}.png", strip)
         if window is not None and tk is not None and window[0] <= tk <= window[1]:
             in_event.append(m["psnr"])
     return {
-        "data": data.name,
-        "variant": variant,
-        "seed": seed,
-        "steps": trainer.step,
-        "train_min": train_s / 60,
         "psnr": statistics.fmean(psnr),
         "ssim": statistics.fmean(ssim),
         "psnr_event": statistics.fmean(in_event) if in_event else float("nan"),
         "n_event": len(in_event),
         "render_s": statistics.median(render_s),
-        "final_loss": getattr(result, "final_loss", None),
+        "per_view": per_view,
     }
 
 
 def ci95(values: list[float]) -> tuple[float, float]:
     """Mean and half-width of the 95 % t-interval (nan half-width for one value)."""
     mean = statistics.fmean(values)
-    if len(values) < 2:
+    if len(values) < 2 or any(math.isnan(v) for v in values):
         return mean, float("nan")
     return mean, T95.get(len(values) - 1, 2.0) * statistics.stdev(values) / math.sqrt(len(values))
 
@@ -125,6 +141,20 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=None)
     p.add_argument("--downscale", type=int, default=1)
     p.add_argument("--event-margin", type=float, default=0.05)
+    p.add_argument(
+        "--eval-splits",
+        nargs="+",
+        default=["test"],
+        help="splits to evaluate on (the first fills the table's PSNR columns, the others get "
+        "a PSNR column each), e.g. test val for D-NeRF's lego, whose test frames disagree with "
+        "its training frames",
+    )
+    p.add_argument(
+        "--save-views",
+        type=Path,
+        default=None,
+        help="folder for one PNG per evaluated view: truth | render | |error| x 3",
+    )
     p.add_argument("--work", type=Path, default=Path("/tmp/nerfkit_dynamic_bench"))
     p.add_argument("--note", default="")
     p.add_argument("--no-write", action="store_true")
@@ -140,6 +170,16 @@ def main() -> None:
                 row = run_one(data, variant, seed, args, out)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
+    text = report(rows, args)
+    print(text)
+    if not args.no_write:
+        with open(ROOT / "BENCHMARKS.md", "a") as f:
+            f.write(text)
+
+
+def report(rows: list[dict], args: argparse.Namespace) -> str:
+    """The BENCHMARKS.md section of the runs' rows (printed JSON lines, re-readable)."""
+    splits = args.eval_splits
     budget = f"{args.steps} steps" if args.steps else f"{args.minutes:g} min"
     lines = [
         f"\n### Dynamic scenes: {args.note or ', '.join(args.variants)}\n",
@@ -150,26 +190,33 @@ def main() -> None:
         f"--seeds {' '.join(map(str, args.seeds))} "
         + (f"--steps {args.steps}" if args.steps else f"--minutes {args.minutes:g}")
         + (f" --downscale {args.downscale}" if args.downscale > 1 else "")
+        + (f" --eval-splits {' '.join(splits)}" if splits != ["test"] else "")
         + "`",
-        f"- Budget: {budget} per run; test views rendered at their own time; 'event' = test "
-        f"views in the scene's event interval +- {args.event_margin:g} (events.json).\n",
-        "| scene | variant | seed | steps | train min | PSNR | SSIM | PSNR event (n) | "
-        "render s/view |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"- Budget: {budget} per run; {splits[0]} views rendered at their own time; 'event' = "
+        f"{splits[0]} views in the scene's event interval +- {args.event_margin:g} "
+        "(events.json).\n",
+        f"| scene | variant | seed | steps | train min | PSNR ({splits[0]}) | SSIM | "
+        "PSNR event (n) | render s/view |" + "".join(f" PSNR ({s}) |" for s in splits[1:]),
+        "|---|---|---|---|---|---|---|---|---|" + "---|" * (len(splits) - 1),
     ]
     for r in rows:
         lines.append(
             f"| {r['data']} | {r['variant']} | {r['seed']} | {r['steps']} | "
             f"{r['train_min']:.1f} | {r['psnr']:.2f} | {r['ssim']:.3f} | "
             f"{r['psnr_event']:.2f} ({r['n_event']}) | {r['render_s']:.2f} |"
+            + "".join(f" {r[f'psnr_{s}']:.2f} |" for s in splits[1:])
         )
     if len(args.variants) == 2 and len(args.seeds) >= 1:
         a, b = args.variants
         lines.append(
             f"\nPaired difference `{b}` minus `{a}` (mean ± 95 % t-interval over seeds):\n"
         )
-        lines.append("| scene | PSNR all | PSNR event |")
-        lines.append("|---|---|---|")
+        keys = ["psnr", "psnr_event", *(f"psnr_{s}" for s in splits[1:])]
+        lines.append(
+            f"| scene | PSNR all ({splits[0]}) | PSNR event |"
+            + "".join(f" PSNR ({s}) |" for s in splits[1:])
+        )
+        lines.append("|---|---|---|" + "---|" * (len(splits) - 1))
         for data in args.data:
 
             def diffs(key: str, name: str = data.name) -> list[float]:
@@ -177,17 +224,13 @@ def main() -> None:
                 return [by[(b, s)] - by[(a, s)] for s in args.seeds]
 
             cells = []
-            for key in ("psnr", "psnr_event"):
+            for key in keys:
                 mean, half = ci95(diffs(key))
                 cells.append(
                     f"{mean:+.2f} ± {half:.2f}" if not math.isnan(half) else f"{mean:+.2f}"
                 )
-            lines.append(f"| {data.name} | {cells[0]} | {cells[1]} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if not args.no_write:
-        with open(ROOT / "BENCHMARKS.md", "a") as f:
-            f.write(text)
+            lines.append(f"| {data.name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
