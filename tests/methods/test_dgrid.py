@@ -19,13 +19,12 @@ def _method(m: int = 2, **kw) -> DynamicGridMethod:
     cfg = DGridConfig(
         num_voxels_final=24**3,
         upsample_steps=(),
-        fit_box_step=-1,
         mlp_start=0,
         ambient_dims=m,
         deform_res=8,
         ambient_res=8,
         ambient_w_res=4,
-        **{"deform_start": 0, **kw},
+        **{"deform_start": 0, "fit_box_step": -1, **kw},
     )
     torch.manual_seed(0)
     return DynamicGridMethod(cfg, meta)
@@ -134,6 +133,41 @@ def test_the_time_curriculum_ends_by_its_steps_or_share_of_the_run() -> None:
     assert method.max_train_time(10, progress=CURRICULUM_SHARE / 2) == pytest.approx(0.6)
     assert method.max_train_time(10, progress=CURRICULUM_SHARE) is None
     assert _method(0, time_curriculum_steps=0).max_train_time(0) is None
+
+
+def test_the_box_waits_for_the_time_curriculum_to_end_and_settle() -> None:
+    """Until a while after the curriculum the model knows the moving parts only where they
+    have been so far: a box fitted to it would cut off where they go later."""
+    method = _method(0, fit_box_step=0, time_curriculum_steps=100, box_settle_steps=20)
+    _ball(method, (0.1, 0.0, 0.0), 0.5)
+    box = (method.lo.clone(), method.hi.clone())
+    for step in (0, 1, 50, 99, 100, 119):
+        assert (method.max_train_time(step) is None) == (step >= 100)
+        method.step_callback(step)
+        assert not bool(method.box_fitted)
+        assert torch.equal(method.lo, box[0]) and torch.equal(method.hi, box[1])
+    method.max_train_time(120)
+    method.step_callback(120)
+    assert bool(method.box_fitted)
+    assert bool(((method.hi - method.lo) < (box[1] - box[0])).all())
+    # without a curriculum the box is fitted on schedule
+    static = _method(0, fit_box_step=0, time_curriculum_steps=0)
+    _ball(static, (0.1, 0.0, 0.0), 0.5)
+    static.max_train_time(0)
+    static.step_callback(0)
+    assert bool(static.box_fitted)
+
+
+@pytest.mark.parametrize("in_curriculum", [True, False])
+def test_the_occupancy_mask_in_the_time_curriculum_is_an_option(in_curriculum: bool) -> None:
+    method = _method(
+        0, time_curriculum_steps=10, occ_start=0, occ_every=1, mask_in_curriculum=in_curriculum
+    )
+    _ball(method, (0.1, 0.0, 0.0), 0.5)
+    for step in range(12):
+        in_it = method.max_train_time(step) is not None
+        method.step_callback(step)
+        assert method.use_mask == (in_curriculum or not in_it)
 
 
 def test_a_known_translation_moves_the_canonical_density() -> None:

@@ -93,6 +93,13 @@ class DGridConfig(GridConfig):
     With `deform_lr_scale` 30, at 800 steps (100x100, one seed): split m = 2 27.57 -> 30.32 dB,
     m = 0 24.99 -> 27.15; ring m = 2 21.48 -> 27.16 (BENCHMARKS.md)."""
     time_curriculum_start: float = 0.1
+    box_settle_steps: int = 200
+    """Steps after the time curriculum before the grid box is fitted to the content
+    (`fit_box`), so the frames the curriculum reached last are learnt first."""
+    mask_in_curriculum: bool = True
+    """Use the occupancy mask during the time curriculum. False: every sample in the box is
+    evaluated until the curriculum ends (slower), so content appearing where the model has
+    none yet is not masked out (the mask's one-vertex dilation per refresh trails it)."""
     deform_lr_scale: float = 30.0
     """Learning rate of the deformation and ambient planes = this x the trainer's --lr."""
     plane_tv_weight: float = 1e-4
@@ -165,6 +172,10 @@ class DynamicGridMethod(GridMethod):
         else:
             self.ambient_planes = None
             self.ambient_out = None
+        # whether the last `max_train_time` call was inside the time curriculum, and the first
+        # step seen after it
+        self.curriculum_running = c.time_curriculum_steps > 0
+        self.curriculum_end: int | None = None
         self.register_buffer("deform_on", torch.tensor(c.deform_start <= 0))
         self.register_buffer("ambient_weight", torch.tensor(self._ambient_weight_at(0)))
         # the fused static paths do not apply (module docstring)
@@ -211,12 +222,32 @@ class DynamicGridMethod(GridMethod):
         comes first (a short run still trains every frame for most of its length)."""
         c = self.config
         if c.time_curriculum_steps <= 0:
+            self.curriculum_running = False
             return None
         done = max(step / c.time_curriculum_steps, progress / CURRICULUM_SHARE)
+        self.curriculum_running = done < 1.0
         if done >= 1.0:
             return None
         a = c.time_curriculum_start
         return a + (1.0 - a) * done
+
+    def mask_ready(self) -> bool:
+        return self.config.mask_in_curriculum or not self.curriculum_running
+
+    def box_fit_ready(self, step: int) -> bool:
+        """Only `box_settle_steps` after the time curriculum has ended. `fit_box` shrinks the
+        grid box to what the model renders opaque; during the curriculum, and for a while
+        after it, the model has not learnt the moving parts where the curriculum reached them
+        last, and the box cut them off for good (the ring scene's ball, whose later positions
+        were outside a box fitted at step 200, when the curriculum was at t = 0.46: every view
+        after t = 0.6 at 17-23 dB, BENCHMARKS.md)."""
+        if self.config.time_curriculum_steps <= 0:
+            return True
+        if self.curriculum_running:
+            return False
+        if self.curriculum_end is None:
+            self.curriculum_end = step
+        return step - self.curriculum_end >= self.config.box_settle_steps
 
     def level_weights(self) -> list[float]:
         """Weight of each deformation level (finest first) at the current step. Coarse to fine:

@@ -771,7 +771,8 @@ class GridMethod(Method):
         changed = False
         if step >= c.mlp_start:
             self.mlp_on.fill_(True)
-        if c.fit_box_step >= 0 and step >= c.fit_box_step and not bool(self.box_fitted):
+        fit = c.fit_box_step >= 0 and step >= c.fit_box_step and self.box_fit_ready(step)
+        if fit and not bool(self.box_fitted):
             # retried every step until something is occupied, at the latest at the last growth
             last = step >= max(c.upsample_steps, default=c.fit_box_step)
             changed = self.fit_box(c.fit_box_threshold, force=last)
@@ -781,9 +782,23 @@ class GridMethod(Method):
         if changed or (step in c.upsample_steps and shape != self.grid_shape):
             self.resample(self.lo, self.hi, shape)
             changed = True
-        if step >= c.occ_start and (changed or (step - c.occ_start) % c.occ_every == 0):
+        if (
+            step >= c.occ_start
+            and self.mask_ready()
+            and (changed or (step - c.occ_start) % c.occ_every == 0)
+        ):
             self.update_occupancy(c.occ_threshold)
         return changed
+
+    def mask_ready(self) -> bool:
+        """Whether the occupancy mask may be computed from the model now (always for a static
+        scene; see `dgrid`)."""
+        return True
+
+    def box_fit_ready(self, step: int) -> bool:
+        """Whether the model knows the whole scene well enough at `step` for `fit_box` (always
+        for a static scene; see `dgrid`)."""
+        return True
 
     @torch.no_grad()
     def _record_surfaces(self, rays: Rays, depth: Tensor, acc: Tensor) -> None:
