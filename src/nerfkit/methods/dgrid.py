@@ -232,6 +232,7 @@ class DynamicGridMethod(GridMethod):
         return a + (1.0 - a) * done
 
     def mask_ready(self) -> bool:
+        """Inside the time curriculum only with `mask_in_curriculum`."""
         return self.config.mask_in_curriculum or not self.curriculum_running
 
     def box_fit_ready(self, step: int) -> bool:
