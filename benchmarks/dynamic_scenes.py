@@ -98,6 +98,8 @@ def evaluate_split(
     views in `window`, the median render time and (time, PSNR) per view; with `views`, one PNG
     per view there: truth | render | |error| x 3."""
     psnr, ssim, in_event, render_s, per_view = [], [], [], [], []
+    if views is not None:
+        views.mkdir(parents=True, exist_ok=True)
     for k in range(len(split)):
         tk = None if split.times is None else float(split.times[k])
         r0 = time.perf_counter()
@@ -110,7 +112,6 @@ def evaluate_split(
         if views is not None:
             err = (img.rgb - split.images[k]).abs().mean(-1, keepdim=True).expand_as(img.rgb)
             strip = torch.cat([split.images[k], img.rgb, (3 * err).clamp(0, 1)], 1)
-            views.mkdir(parents=True, exist_ok=True)
             write_png(views / f"{k:03d}_t{tk if tk is not None else 0:.3f}.png", strip)
         if window is not None and tk is not None and window[0] <= tk <= window[1]:
             in_event.append(m["psnr"])

@@ -172,9 +172,7 @@ class DynamicGridMethod(GridMethod):
         else:
             self.ambient_planes = None
             self.ambient_out = None
-        # whether the last `max_train_time` call was inside the time curriculum, and the first
-        # step seen after it
-        self.curriculum_running = c.time_curriculum_steps > 0
+        # the step at which `max_train_time` first found the time curriculum over
         self.curriculum_end: int | None = None
         self.register_buffer("deform_on", torch.tensor(c.deform_start <= 0))
         self.register_buffer("ambient_weight", torch.tensor(self._ambient_weight_at(0)))
@@ -222,14 +220,19 @@ class DynamicGridMethod(GridMethod):
         comes first (a short run still trains every frame for most of its length)."""
         c = self.config
         if c.time_curriculum_steps <= 0:
-            self.curriculum_running = False
             return None
         done = max(step / c.time_curriculum_steps, progress / CURRICULUM_SHARE)
-        self.curriculum_running = done < 1.0
         if done >= 1.0:
+            if self.curriculum_end is None:
+                self.curriculum_end = step
             return None
         a = c.time_curriculum_start
         return a + (1.0 - a) * done
+
+    @property
+    def curriculum_running(self) -> bool:
+        """Whether training is (as far as `max_train_time` has seen) inside the curriculum."""
+        return self.config.time_curriculum_steps > 0 and self.curriculum_end is None
 
     def mask_ready(self) -> bool:
         """Inside the time curriculum only with `mask_in_curriculum`."""
@@ -244,11 +247,8 @@ class DynamicGridMethod(GridMethod):
         after t = 0.6 at 17-23 dB, BENCHMARKS.md)."""
         if self.config.time_curriculum_steps <= 0:
             return True
-        if self.curriculum_running:
-            return False
-        if self.curriculum_end is None:
-            self.curriculum_end = step
-        return step - self.curriculum_end >= self.config.box_settle_steps
+        end = self.curriculum_end
+        return end is not None and step - end >= self.config.box_settle_steps
 
     def level_weights(self) -> list[float]:
         """Weight of each deformation level (finest first) at the current step. Coarse to fine:
