@@ -158,6 +158,25 @@ def test_the_box_waits_for_the_time_curriculum_to_end_and_settle() -> None:
     assert bool(static.box_fitted)
 
 
+def test_a_short_run_fits_the_box_by_its_share_of_the_run_after_the_curriculum() -> None:
+    """A time-budgeted run too short for `box_settle_steps` after its curriculum (a 3-minute
+    demo: ~350 steps) still fits the box, `BOX_SETTLE_SHARE` of the run after it."""
+    from nerfkit.methods.dgrid import BOX_SETTLE_SHARE, CURRICULUM_SHARE
+
+    method = _method(0, fit_box_step=0, time_curriculum_steps=1000, box_settle_steps=1000)
+    _ball(method, (0.1, 0.0, 0.0), 0.5)
+    n = 100  # the run's length in steps (progress = step / n)
+    fitted_at = None
+    for step in range(n):
+        method.step_callback(step)
+        if fitted_at is None and bool(method.box_fitted):
+            fitted_at = step
+        method.max_train_time(step, progress=step / n)
+    end = round(n * CURRICULUM_SHARE)
+    assert method.curriculum_end == end
+    assert fitted_at == end + round(n * BOX_SETTLE_SHARE) + 1  # seen the step after
+
+
 @pytest.mark.parametrize("in_curriculum", [True, False])
 def test_the_occupancy_mask_in_the_time_curriculum_is_an_option(in_curriculum: bool) -> None:
     method = _method(

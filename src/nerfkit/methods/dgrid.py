@@ -127,6 +127,11 @@ CURRICULUM_SHARE = 0.7
 """The time curriculum ends by this fraction of the run's budget at the latest (the last 30 % trains
 every frame; at 800 steps the 500-step default ends first)."""
 
+BOX_SETTLE_SHARE = 0.1
+"""The grid box is fitted `box_settle_steps` after the curriculum, or this fraction of the run's
+budget after it, whichever comes first (a 3-minute run of ~350 steps ends its curriculum at
+~240 steps and would otherwise never fit the box)."""
+
 
 class DynamicGridMethod(GridMethod):
     """Deformation + ambient planes in front of `grid`'s canonical model (module docstring)."""
@@ -172,8 +177,11 @@ class DynamicGridMethod(GridMethod):
         else:
             self.ambient_planes = None
             self.ambient_out = None
-        # the step at which `max_train_time` first found the time curriculum over
+        # the step (and the run's progress) at which `max_train_time` first found the time
+        # curriculum over, and the progress it was last given
         self.curriculum_end: int | None = None
+        self.curriculum_end_progress = 0.0
+        self.progress = 0.0
         self.register_buffer("deform_on", torch.tensor(c.deform_start <= 0))
         self.register_buffer("ambient_weight", torch.tensor(self._ambient_weight_at(0)))
         # the fused static paths do not apply (module docstring)
@@ -219,12 +227,14 @@ class DynamicGridMethod(GridMethod):
         reaching 1 after that many steps or after `CURRICULUM_SHARE` of the run, whichever
         comes first (a short run still trains every frame for most of its length)."""
         c = self.config
+        self.progress = progress
         if c.time_curriculum_steps <= 0:
             return None
         done = max(step / c.time_curriculum_steps, progress / CURRICULUM_SHARE)
         if done >= 1.0:
             if self.curriculum_end is None:
                 self.curriculum_end = step
+                self.curriculum_end_progress = progress
             return None
         a = c.time_curriculum_start
         return a + (1.0 - a) * done
@@ -239,16 +249,19 @@ class DynamicGridMethod(GridMethod):
         return self.config.mask_in_curriculum or not self.curriculum_running
 
     def box_fit_ready(self, step: int) -> bool:
-        """Only `box_settle_steps` after the time curriculum has ended. `fit_box` shrinks the
-        grid box to what the model renders opaque; during the curriculum, and for a while
-        after it, the model has not learnt the moving parts where the curriculum reached them
-        last, and the box cut them off for good (the ring scene's ball, whose later positions
-        were outside a box fitted at step 200, when the curriculum was at t = 0.46: every view
-        after t = 0.6 at 17-23 dB, BENCHMARKS.md)."""
+        """Only `box_settle_steps` (or `BOX_SETTLE_SHARE` of the run) after the time curriculum
+        has ended. `fit_box` shrinks the grid box to what the model renders opaque; during the
+        curriculum, and for a while after it, the model has not learnt the moving parts where
+        the curriculum reached them last, and the box cut them off for good (the ring scene's
+        ball, whose later positions were outside a box fitted at step 200, when the curriculum
+        was at t = 0.46: every view after t = 0.6 at 17-23 dB, BENCHMARKS.md)."""
         if self.config.time_curriculum_steps <= 0:
             return True
         end = self.curriculum_end
-        return end is not None and step - end >= self.config.box_settle_steps
+        if end is None:
+            return False
+        settled = self.progress - self.curriculum_end_progress >= BOX_SETTLE_SHARE
+        return settled or step - end >= self.config.box_settle_steps
 
     def level_weights(self) -> list[float]:
         """Weight of each deformation level (finest first) at the current step. Coarse to fine:
