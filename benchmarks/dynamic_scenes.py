@@ -68,6 +68,7 @@ def run_one(data: Path, variant: str, seed: int, args: argparse.Namespace, out: 
         seed=seed,
         max_steps=args.steps,
         max_minutes=args.minutes,
+        batch_rays=args.batch_rays,
         val_every=0,
         ckpt_every=10**9,
         progress=False,
@@ -157,6 +158,9 @@ def main() -> None:
         help="folder for one PNG per evaluated view: truth | render | |error| x 3",
     )
     p.add_argument("--work", type=Path, default=Path("/tmp/nerfkit_dynamic_bench"))
+    p.add_argument(
+        "--batch-rays", type=int, default=None, help="rays per step (default: the method's)"
+    )
     p.add_argument("--note", default="")
     p.add_argument("--no-write", action="store_true")
     args = p.parse_args()
@@ -192,6 +196,7 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
         + (f"--steps {args.steps}" if args.steps else f"--minutes {args.minutes:g}")
         + (f" --downscale {args.downscale}" if args.downscale > 1 else "")
         + (f" --eval-splits {' '.join(splits)}" if splits != ["test"] else "")
+        + (f" --batch-rays {args.batch_rays}" if args.batch_rays else "")
         + "`",
         f"- Budget: {budget} per run; {splits[0]} views rendered at their own time; 'event' = "
         f"{splits[0]} views in the scene's event interval +- {args.event_margin:g} "
