@@ -4,12 +4,14 @@ each on a tiny analytic dynamic scene (a sphere moving along x)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from nerfkit.cameras import Cameras, Rays
@@ -22,6 +24,7 @@ from nerfkit.methods.nerfies import Nerfies, NerfiesConfig, SE3Field
 from nerfkit.perf import one_thread
 from nerfkit.poses import orbit_pose
 from nerfkit.render import warp as W
+from nerfkit.render.volume import INFINITE_DELTA
 from nerfkit.train import Trainer
 
 TIMES = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
@@ -158,6 +161,33 @@ def test_warps_start_at_the_identity(name: str) -> None:
     assert img.displacement.shape == (8, 8, 3) and img.displacement.abs().max() < 1e-2
     if name == "hypernerf":
         assert img.ambient.shape == (8, 8, 2) and img.ambient.abs().max() < 1e-3
+
+
+@pytest.mark.parametrize("name", ["nerfies", "hypernerf"])
+def test_the_last_sample_is_at_infinity_only_on_unbounded_captures(name: str) -> None:
+    """The release's `use_sample_at_infinity` on its real captures; on a scene with a known
+    background the last interval is zero, so a ray with little density shows the background
+    (with the softplus density, never 0, an infinite one makes every ray opaque)."""
+    torch.manual_seed(0)
+    cls = Nerfies if name == "nerfies" else HyperNeRF
+    sp = _sphere_scene(8).split("train")
+    rays = sp.cameras.image_rays(0, 2.0, 6.0)
+    rays.time = torch.full((len(rays),), 0.4)
+    bounded = cls(_tiny(name), META)
+    unbounded = cls(_tiny(name), dataclasses.replace(META, unbounded=True))
+    unbounded.load_state_dict(bounded.state_dict())
+    bounded.eval(), unbounded.eval()
+    with torch.no_grad():
+        acc_b, acc_u = bounded(rays).acc, unbounded(rays).acc
+    torch.testing.assert_close(acc_u, torch.ones_like(acc_u))
+    assert float(acc_b.max()) < 0.999
+    # and the bounded scene starts nearly transparent: softplus(bias) x (far - near) = -log 0.9
+    assert unbounded.density_bias == 0.0
+    sigma = F.softplus(torch.tensor(bounded.density_bias)) * (META.far - META.near)
+    torch.testing.assert_close(1 - torch.exp(-sigma), torch.tensor(0.1))
+    assert cls(_tiny(name, density_bias=-1.0), META).density_bias == -1.0
+    assert cls(_tiny(name, sample_at_infinity=True), META).last_delta == INFINITE_DELTA
+    assert cls(_tiny(name, sample_at_infinity=False), unbounded.meta).last_delta == 0.0
 
 
 @pytest.mark.parametrize("name", ["nerfies", "hypernerf"])

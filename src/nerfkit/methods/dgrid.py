@@ -69,6 +69,9 @@ class DGridConfig(GridConfig):
     """Channels of each deformation plane."""
     deform_width: int = 64
     """Hidden width of the deformation head (one hidden layer)."""
+    ambient_gain: float = 1.0
+    """w = tanh(gain x the head's output): how fast the ambient coordinates move away from 0
+    (the head's last layer starts at zero, and with a gain of 1 they barely leave it)."""
     ambient_res: int = 64
     """Texels a side of the ambient planes along space (along w: `ambient_w_res`)."""
     ambient_w_res: int = 16
@@ -219,7 +222,8 @@ class DynamicGridMethod(GridMethod):
             for (sp, tp), wk in zip(levels, weights)
         ]
         out = self.deform_head(torch.cat(feats, -1) if len(feats) > 1 else feats[0])
-        w = torch.tanh(out[:, 3:]) if self.ambient_planes is not None else None
+        gain = self.config.ambient_gain
+        w = torch.tanh(_weighted(out[:, 3:], gain)) if self.ambient_planes is not None else None
         return out[:, :3], w
 
     def max_train_time(self, step: int, progress: float = 0.0) -> float | None:

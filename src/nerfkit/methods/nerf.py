@@ -49,6 +49,12 @@ class NeRFConfig:
     skip: int = 4
     """Index of the layer after which the input is concatenated again (reference: 4)."""
     density_activation: Literal["relu", "softplus"] = "relu"
+    density_bias: float | None = 0.0
+    """Added to the raw density before its activation (0: the papers and releases; mip-NeRF's
+    release: -1). Negative values start the field nearly transparent: on a white-background
+    scene a field that starts opaque everywhere can turn every colour white before it has
+    carved out any empty space, and stop learning (docs/dynamic.md). None: 0 here; `nerfies`
+    and `hypernerf` choose it from the scene (`NerfiesConfig.density_bias`)."""
     raw_noise_std: float = 0.0
     """Std of noise added to raw density while training (paper: 1.0 on LLFF, 0 on synthetic)."""
     lindisp: bool = False
@@ -163,6 +169,7 @@ class NeRF(Method):
     def __init__(self, config: NeRFConfig, meta: SceneMeta) -> None:
         super().__init__(meta)
         c = self.config = config
+        self.density_bias = float(c.density_bias or 0.0)
         self.in_pos = encoded_dim(3, c.pos_freqs)
         self.in_dir = encoded_dim(3, c.dir_freqs) if c.use_viewdirs else 0
 
@@ -215,6 +222,8 @@ class NeRF(Method):
     def _activate(self, raw: Tensor) -> Tensor:
         if self.training and self.config.raw_noise_std > 0:
             raw = raw + torch.randn_like(raw) * self.config.raw_noise_std
+        if self.density_bias:
+            raw = raw + self.density_bias
         if self.config.density_activation == "softplus":
             return F.softplus(raw)
         return F.relu(raw)
