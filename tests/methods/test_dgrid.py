@@ -122,6 +122,20 @@ def test_the_ambient_dimensions_wait_for_their_delay_then_fade_in() -> None:
     assert float(fresh.ambient_weight) == 1.0
 
 
+def test_the_ambient_gain_scales_the_heads_output_inside_tanh() -> None:
+    """w = tanh(gain x out): with the same parameters, gain 10's w is tanh(10 atanh(gain 1's))."""
+    one, ten = _method(2, ambient_gain=1.0), _method(2, ambient_gain=10.0)
+    with torch.no_grad():
+        one.deform_head[-1].weight.normal_(std=0.01)
+    ten.load_state_dict(one.state_dict())
+    pts, times = torch.rand(200, 3) * 2 - 1, torch.rand(200)
+    with torch.no_grad():
+        (dx1, w1), (dx10, w10) = one.deform(pts, times), ten.deform(pts, times)
+    torch.testing.assert_close(dx10, dx1)
+    torch.testing.assert_close(w10, torch.tanh(10 * torch.atanh(w1)), atol=1e-5, rtol=1e-4)
+    assert float(w10.abs().max()) > 3 * float(w1.abs().max())
+
+
 def test_the_time_curriculum_ends_by_its_steps_or_share_of_the_run() -> None:
     from nerfkit.methods.dgrid import CURRICULUM_SHARE
 
