@@ -45,6 +45,11 @@ Differences from the paper, and what is done about them:
   the warp start at the identity).
 - The release computes the opacity `acc` without the sample at infinity; nerfkit's `acc`
   includes it (colours are identical).
+- Scenes with a known background colour (procedural, Blender layout: not `SceneMeta.unbounded`),
+  which the release never trains on: the last sample's interval is zero (the release's
+  `use_sample_at_infinity = False`) and the raw density starts with a bias that makes rays 10 %
+  opaque (`density_bias`). As released, every ray was opaque from step 0, the template painted
+  every colour white and learnt nothing (docs/dynamic.md). Unbounded captures: as released.
 """
 
 from __future__ import annotations
