@@ -60,7 +60,6 @@ Tests compare all three.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -91,6 +90,7 @@ from nerfkit.render.volume import (
     accumulate_packed,
     distortion_loss_packed,
     render_weights_packed,
+    softplus_bias_for_opacity,
 )
 
 
@@ -308,8 +308,7 @@ class GridMethod(Method):
         # density per unit length (NDC depth with plane steps): softplus(d + shift) / final_unit;
         # shift gives alpha_init per sample at the final step length (step_ratio units).
         self.sigma_scale = 1.0 / final_unit
-        sp = -math.log(1.0 - c.alpha_init) / c.step_ratio
-        self.shift = math.log(math.expm1(sp))
+        self.shift = softplus_bias_for_opacity(c.step_ratio, c.alpha_init)
         shape = self._shape_for(extent, self.target_num_voxels(0))
         self.density = nn.Parameter(torch.zeros(*shape, 1))
         if meta.ndc and c.ndc_uniform_init:

@@ -54,7 +54,6 @@ Differences from the paper, and what is done about them:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -70,7 +69,13 @@ from nerfkit.methods.latent_codes import LatentCodes
 from nerfkit.methods.nerf import NeRF, NeRFConfig, NeRFMLP
 from nerfkit.render import warp as W
 from nerfkit.render.encoding import encoded_dim, positional_encoding
-from nerfkit.render.volume import INFINITE_DELTA, composite, render_along_rays, sample_deltas
+from nerfkit.render.volume import (
+    INFINITE_DELTA,
+    composite,
+    render_along_rays,
+    sample_deltas,
+    softplus_bias_for_opacity,
+)
 
 Init = Callable[[Tensor], object]
 
@@ -113,8 +118,9 @@ class NerfiesConfig(NeRFConfig):
     density_bias: float | None = None
     """None: 0 (the release) on unbounded captures; on a scene with a known background the bias
     that makes a ray through a field of raw density 0 about 10 % opaque over [near, far]
-    (`transparent_bias`): the released initialisation starts 94 % opaque there and, with the
-    background then hidden, turns every colour white and stops learning (docs/dynamic.md)."""
+    (`softplus_bias_for_opacity`): the released initialisation starts 94 % opaque there and,
+    with the background then hidden, turns every colour white and stops learning
+    (docs/dynamic.md)."""
     sample_at_infinity: bool | None = None
     """The last sample's interval is infinite (the release's `use_sample_at_infinity`, default
     True: every ray ends opaque on what its last sample sees) or zero. None: infinite only for
@@ -123,13 +129,6 @@ class NerfiesConfig(NeRFConfig):
     scenes) an infinite last interval hides that background, and with a softplus density
     (never 0) every ray is opaque: the template then turns every colour white and stops
     learning (docs/dynamic.md)."""
-
-
-def transparent_bias(length: float, opacity: float = 0.1) -> float:
-    """The raw-density bias b with softplus(b) = the density that makes a ray of `length`
-    `opacity` opaque: a field of raw density 0 then starts nearly transparent."""
-    sigma = -math.log(1.0 - opacity) / max(length, 1e-6)
-    return math.log(math.expm1(sigma))
 
 
 def xavier_uniform(weight: Tensor) -> object:
@@ -266,8 +265,8 @@ class Nerfies(NeRF):
         self.build_templates(self.template_dims())
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         self.points: Tensor | None = None
-        if c.density_bias is None:
-            self.density_bias = 0.0 if meta.unbounded else transparent_bias(meta.far - meta.near)
+        if c.density_bias is None and not meta.unbounded:
+            self.density_bias = softplus_bias_for_opacity(meta.far - meta.near, 0.1)
         at_infinity = meta.unbounded if c.sample_at_infinity is None else c.sample_at_infinity
         self.last_delta = INFINITE_DELTA if at_infinity else 0.0
 

@@ -10,10 +10,20 @@ The quadrature is exact when sigma and c are constant on each interval.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
 INFINITE_DELTA = 1e10
+
+
+def softplus_bias_for_opacity(length: float, opacity: float) -> float:
+    """The raw density b with softplus(b) = the density sigma that makes an interval of
+    `length` `opacity` opaque (1 - exp(-sigma length) = opacity): a field of raw density 0
+    behind softplus(raw + b) starts at that opacity."""
+    sigma = -math.log(1.0 - opacity) / max(length, 1e-6)
+    return math.log(math.expm1(sigma))
 
 
 def sample_deltas(t: Tensor, last: Tensor | float = INFINITE_DELTA) -> Tensor:
