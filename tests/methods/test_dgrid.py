@@ -294,12 +294,48 @@ def test_occupancy_is_the_union_over_time() -> None:
 
     def at(x: float) -> bool:
         p = torch.tensor([x, 0.0, 0.0])
-        v = ((p - method.lo) / (method.hi - method.lo) * shape).round().long()
+        lo, hi = method.march_box()
+        v = ((p - lo) / (hi - lo) * shape).round().long()
         return bool(occ[v[0], v[1], v[2]])
 
     assert at(-0.8) and at(0.8)
     assert not at(0.0)  # no training time puts the ball there
     assert method.use_mask
+
+
+def test_the_box_is_fitted_in_canonical_space_and_rays_march_the_scene_box() -> None:
+    """Observed at x = 0.8, canonically at the origin (dx = -0.8): `fit_box` fits the grid box
+    to the deformed surface points (around the origin), and rays still reach the observed ball,
+    which lies outside that box, because they march through the scene box."""
+    method = _method(0)
+    _ball(method, (0.0, 0.0, 0.0), 0.3)
+    with torch.no_grad():  # opaque: every ray through it records a surface point
+        method.density.copy_(torch.where(method.density > 0, 40.0, method.density))
+        method.deform_head[-1].bias.copy_(torch.tensor([-0.8, 0.0, 0.0]))
+    n = 384  # 64 rays from each of 6 sides, at the ball's middle
+    g = torch.Generator().manual_seed(1)
+    centre = torch.tensor([0.8, 0.0, 0.0])
+    target = centre + (torch.rand(n, 3, generator=g) - 0.5) * 0.3
+    sides = torch.cat([torch.eye(3), -torch.eye(3)]).repeat_interleave(n // 6, 0)
+    o = centre + 3.0 * sides
+    d = (target - o) / (target - o).norm(dim=-1, keepdim=True)
+    rays = Rays(o, d, torch.full((n,), 0.5), torch.full((n,), 6.0), time=torch.full((n,), 0.5))
+    method.train()
+    for _ in range(4):
+        method(rays)
+    assert method.fit_box(1e-3)
+    method.resample(method.lo, method.hi, method.grid_shape)
+    assert float(method.hi[0]) < 0.6 and float(method.lo[0]) > -0.6  # around the origin
+    lo, hi, _ = method.field_box()
+    torch.testing.assert_close(lo, method.scene_lo)
+    torch.testing.assert_close(hi, method.scene_hi)
+    method.eval()
+    with torch.no_grad():
+        out = method(rays)
+    assert float(out.acc.min()) > 0.9
+    b = (d * (centre - o)).sum(-1)  # the first hit of the observed sphere along each ray
+    hit = b - (b**2 - ((o - centre).norm(dim=-1) ** 2 - 0.3**2)).sqrt()
+    torch.testing.assert_close(out.depth, hit, atol=0.2, rtol=0)  # 1.6 voxels of the ball
 
 
 def test_dgrid_fits_a_moving_scene_that_a_static_grid_cannot(tmp_path) -> None:  # noqa: ANN001

@@ -53,10 +53,12 @@ class DGridConfig(GridConfig):
     """m: ambient (hyper-space) coordinates per point; 0 = deformation only."""
     deform_res: int = 64
     """Texels a side of the deformation's spatial planes (over the scene box)."""
-    deform_levels: int = 1
+    deform_levels: int = 3
     """Resolution levels of the deformation planes: level k has deform_res / 2^k texels a side
     along space (features of all levels concatenated, as K-Planes' multiscale planes). Coarse
-    levels see a large motion over many texels, so its gradient reaches far."""
+    levels see a large motion over many texels, so its gradient reaches far. 1 -> 3, 800 steps,
+    100x100, one seed: ring m = 0 27.49 -> 31.69 dB (the ball travels 2 units, 3 diameters),
+    m = 2 31.00 -> 31.60, split m = 2 33.21 -> 34.09 (BENCHMARKS.md)."""
     deform_anneal_steps: int = 0
     """Coarse to fine: over this many steps after `deform_start` the finer levels are faded in
     one after another (Nerfies' windowed encoding applied to plane levels); 0: all at once."""
@@ -410,15 +412,39 @@ class DynamicGridMethod(GridMethod):
         self.ambient_weight.fill_(self._ambient_weight_at(step))
         return super().step_callback(step)
 
+    # -- boxes: the grid box is canonical, rays march through the scene box -------------------
+    def march_box(self) -> tuple[Tensor, Tensor]:
+        """The scene box. The grid box (`fit_box`) bounds the canonical content; what the
+        deformation maps there can be anywhere in the scene box at some time (the ring scene's
+        ball, whose later positions lay outside a box fitted to the observed surfaces before
+        they were learnt: rays never reached them, BENCHMARKS.md)."""
+        return self.scene_lo, self.scene_hi
+
+    def field_box(self) -> tuple[Tensor, Tensor, float | None]:
+        """The scene box (`march_box`): `point_density` is in observation space."""
+        return self.scene_lo.clone(), self.scene_hi.clone(), self.step_unit
+
+    @torch.no_grad()
+    def _record_surfaces(self, rays: Rays, depth: Tensor, acc: Tensor) -> None:
+        """Keep the canonical points (deformed at their rays' times) of the termination points
+        of opaque training rays: `fit_box` fits the canonical grid's box to them."""
+        hit = acc > 0.9
+        pts = rays.origins[hit] + depth[hit, None] * rays.directions[hit]
+        time = rays.time[hit] if rays.time is not None else torch.zeros_like(pts[:, 0])
+        dx, _ = self.deform(pts, time)
+        self._surface_pts = [*self._surface_pts, pts + dx][-8:]
+
     @torch.no_grad()
     def update_occupancy(self, threshold: float) -> None:
-        """Observation-space occupancy: vertices of a grid of at most `occ_max_res` a side over
-        the grid box where the sample opacity exceeds `threshold` at any of `occ_times`, dilated
-        by one vertex."""
+        """Observation-space occupancy: vertices of a grid over `march_box` (at most
+        `occ_max_res` a side, no finer than the canonical grid) where the sample opacity
+        exceeds `threshold` at any of `occ_times`, dilated by one vertex."""
         c = self.config
-        scale = min(1.0, c.occ_max_res / max(self.grid_shape))
-        shape = tuple(max(2, round(n * scale)) for n in self.grid_shape)
-        axes = [torch.linspace(float(self.lo[k]), float(self.hi[k]), shape[k]) for k in range(3)]
+        lo, hi = self.march_box()
+        extent = (hi - lo).cpu()
+        n = min(c.occ_max_res, max(self.grid_shape))
+        shape = tuple(max(2, round(n * float(e / extent.max()))) for e in extent)
+        axes = [torch.linspace(float(lo[k]), float(hi[k]), shape[k]) for k in range(3)]
         pts = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3).to(self.lo)
         delta = c.step_ratio * self.step_unit
         sigma_max = torch.zeros(pts.shape[0], device=pts.device)

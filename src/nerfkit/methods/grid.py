@@ -402,11 +402,12 @@ class GridMethod(Method):
 
     # -- sampling -----------------------------------------------------------------------------
     def _march_args(self, rays: Rays, perturb: bool) -> tuple[MarchParams, float]:
-        """What `march` / `march_composite` march (rays clipped to the grid box and [near, far],
+        """What `march` / `march_composite` march (rays clipped to `march_box` and [near, far],
         steps of `step_ratio` voxels, jittered or centred), and the step length in world units
         (contracted scenes: in contracted length, the rays running out to `_FAR_CONTRACTED`
         inner radii)."""
         o, d = rays.origins, rays.directions
+        lo, hi = self.march_box()
         step_world = self.config.step_ratio * self.step_unit
         jitter = torch.rand_like(rays.near) if perturb else torch.full_like(rays.near, 0.5)
         common = dict(
@@ -415,8 +416,8 @@ class GridMethod(Method):
             jitter=jitter,
             occupancy=self.occupancy,
             use_mask=self.use_mask,
-            lo=self.lo,
-            hi=self.hi,
+            lo=lo,
+            hi=hi,
             max_samples=self.config.max_samples_per_ray,
         )
         if self.contracted:
@@ -433,7 +434,7 @@ class GridMethod(Method):
                 **common,
             )
             return params, step_world
-        t_min, t_max = ray_aabb(o, d, self.lo, self.hi)
+        t_min, t_max = ray_aabb(o, d, lo, hi)
         # [R] step in units of t: step_world of length, or of NDC depth with plane steps
         speed = d[:, 2].abs().clamp(min=1e-6) if self.plane_steps else d.norm(dim=-1)
         params = MarchParams(
@@ -443,6 +444,11 @@ class GridMethod(Method):
             **common,
         )
         return params, step_world
+
+    def march_box(self) -> tuple[Tensor, Tensor]:
+        """The box (lo [3], hi [3]) rays are marched through and the occupancy mask spans: the
+        grid's box (`dgrid`: the scene box; its grid box is in canonical space)."""
+        return self.lo, self.hi
 
     def sample_rays(self, rays: Rays, perturb: bool) -> dict[str, Tensor]:
         """Packed samples every `step_ratio` voxels inside the grid box, empty space skipped.
