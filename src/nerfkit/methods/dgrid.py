@@ -424,15 +424,11 @@ class DynamicGridMethod(GridMethod):
         """The scene box (`march_box`): `point_density` is in observation space."""
         return self.scene_lo.clone(), self.scene_hi.clone(), self.step_unit
 
-    @torch.no_grad()
-    def _record_surfaces(self, rays: Rays, depth: Tensor, acc: Tensor) -> None:
-        """Keep the canonical points (deformed at their rays' times) of the termination points
-        of opaque training rays: `fit_box` fits the canonical grid's box to them."""
-        hit = acc > 0.9
-        pts = rays.origins[hit] + depth[hit, None] * rays.directions[hit]
-        time = rays.time[hit] if rays.time is not None else torch.zeros_like(pts[:, 0])
-        dx, _ = self.deform(pts, time)
-        self._surface_pts = [*self._surface_pts, pts + dx][-8:]
+    def _box_points(self, pts: Tensor, time: Tensor | None) -> Tensor:
+        """The surface points deformed into canonical space at their times: `fit_box` fits
+        the canonical grid's box to them."""
+        dx, _ = self.deform(pts, time if time is not None else torch.zeros_like(pts[:, 0]))
+        return pts + dx
 
     @torch.no_grad()
     def update_occupancy(self, threshold: float) -> None:

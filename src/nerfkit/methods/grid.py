@@ -807,10 +807,17 @@ class GridMethod(Method):
 
     @torch.no_grad()
     def _record_surfaces(self, rays: Rays, depth: Tensor, acc: Tensor) -> None:
-        """Keep the termination points of opaque training rays (for `fit_box`)."""
+        """Keep the termination points of opaque training rays, in the grid's space
+        (`_box_points`), for `fit_box`."""
         hit = acc > 0.9
         pts = rays.origins[hit] + depth[hit, None] * rays.directions[hit]
-        self._surface_pts = [*self._surface_pts, pts][-8:]
+        time = None if rays.time is None else rays.time[hit]
+        self._surface_pts = [*self._surface_pts, self._box_points(pts, time)][-8:]
+
+    def _box_points(self, pts: Tensor, time: Tensor | None) -> Tensor:
+        """Surface points [P, 3] observed at times [P] (or None) -> the points [P, 3] the grid
+        box is fitted to: themselves (`dgrid`: deformed into canonical space)."""
+        return pts
 
     def fit_box(self, threshold: float, force: bool = False) -> bool:
         """Shrink the grid box to the scene content, plus a margin.
