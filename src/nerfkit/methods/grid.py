@@ -514,7 +514,7 @@ class GridMethod(Method):
         acc = accumulate_packed(weights, ray_idx, r)
         thr = c.weight_threshold if bool(self.mlp_on) else 0.0
         sel = (weights.detach() > thr).nonzero().squeeze(-1)
-        w_sel, idx_sel = weights[sel], ray_idx[sel]
+        w_sel, idx_sel = weights.index_select(0, sel), ray_idx[sel]
         vd_ray = self._view_encoding(rays)
         vd = None if vd_ray is None else vd_ray[idx_sel]
         rgb_s = self._colour(self._field_features(field, sel), vd)
@@ -549,7 +549,7 @@ class GridMethod(Method):
 
     def _field_features(self, field: dict, sel: Tensor) -> Tensor:
         """Features [Q, feature_dim] of the samples sel [Q] of `_field_density`'s evaluation."""
-        return self.features_at(field["coords"][sel])
+        return self.features_at(field["coords"].index_select(0, sel))
 
     def _report(self, out: GridOutput, field: dict, weights: Tensor, ray_idx: Tensor) -> None:
         """Add what the method reports beyond colour, depth and opacity to `out` (not while
@@ -727,10 +727,15 @@ class GridMethod(Method):
         k = torch.randint(0, z - 1, (count,), device=dev)
         base = (i * y + j) * z + k
 
+        # one gather of the vertices and their three neighbours (each gather's backward fills a
+        # zero tensor the size of the grid); index_select, whose backward is index_add, not
+        # indexing, whose index_put is several times slower on the CPU
+        idx = torch.cat([base, base + y * z, base + z, base + 1])
+
         def tv(grid: Tensor) -> Tensor:
-            g = grid.reshape(x * y * z, -1)
-            v = g[base]
-            diff = (g[base + y * z] - v) ** 2 + (g[base + z] - v) ** 2 + (g[base + 1] - v) ** 2
+            g = grid.reshape(x * y * z, -1).index_select(0, idx)
+            v, nx, ny, nz = g.unflatten(0, (4, count)).unbind(0)
+            diff = (nx - v) ** 2 + (ny - v) ** 2 + (nz - v) ** 2
             return diff.mean()
 
         return tv(self.density), tv(self.features)
