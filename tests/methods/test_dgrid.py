@@ -303,6 +303,83 @@ def test_occupancy_is_the_union_over_time() -> None:
     assert method.use_mask
 
 
+def test_time_bins_are_bracketed_by_the_evaluated_times() -> None:
+    from nerfkit.methods.dgrid import time_bin_members
+
+    times = [0.0, 0.3, 0.5, 1.0]
+    assert time_bin_members(times, 1) == [[0, 1, 2, 3]]
+    # [0, .25]: 0 and 0.3 after it; [.25, .5]: 0, 0.3, 0.5; [.5, .75]: 0.5 .. 1; [.75, 1]: 0.5, 1
+    assert time_bin_members(times, 4) == [[0, 1], [0, 1, 2], [2, 3], [2, 3]]
+    assert time_bin_members([0.5], 3) == [[0], [0], [0]]
+
+
+def _moving_ball(method: DynamicGridMethod) -> None:
+    """Canonical ball at the origin, observed at x = 1.6 t - 0.8, evaluated at t = 0, 0.5, 1."""
+    _ball(method, (0.0, 0.0, 0.0), 0.3)
+    with torch.no_grad():  # opaque
+        method.density.copy_(torch.where(method.density > 0, 40.0, method.density))
+
+    def moving(pts: torch.Tensor, time: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return -torch.stack([1.6 * time - 0.8, 0 * time, 0 * time], -1), None
+
+    method.deform = moving  # type: ignore[method-assign]
+    method.occ_times = torch.tensor([0.0, 0.5, 1.0])
+
+
+def test_the_occupancy_of_a_time_bin_holds_only_what_its_times_see() -> None:
+    method = _method(0, occ_max_res=24, occ_time_bins=4)
+    _moving_ball(method)
+    method.update_occupancy(1e-3)
+    occ, occ_t = method.occupancy, method.occupancy_t
+    assert occ_t.shape == (4, *occ.shape)
+    shape = torch.tensor(occ.shape) - 1
+    lo, hi = method.march_box()
+
+    def vertex(x: float) -> torch.Tensor:
+        return ((torch.tensor([x, 0.0, 0.0]) - lo) / (hi - lo) * shape).round().long()
+
+    def at(mask: torch.Tensor, x: float) -> bool:
+        v = vertex(x)
+        return bool(mask[v[0], v[1], v[2]])
+
+    # bins [0, .25] and [.25, .5] are bracketed by t = 0 and 0.5 (ball at -0.8 and 0), the
+    # later two by 0.5 and 1 (0 and +0.8); the union holds all three places
+    assert [at(occ_t[b], -0.8) for b in range(4)] == [True, True, False, False]
+    assert [at(occ_t[b], 0.0) for b in range(4)] == [True, True, True, True]
+    assert [at(occ_t[b], 0.8) for b in range(4)] == [False, False, True, True]
+    assert at(occ, -0.8) and at(occ, 0.0) and at(occ, 0.8)
+    assert torch.equal(occ, occ_t.any(0))
+
+
+@pytest.mark.parametrize("time", [0.0, 0.2, 0.4, 0.7, 1.0])
+def test_time_bins_drop_samples_but_not_what_the_render_sees(time: float) -> None:
+    """Rays along x through all the ball's places: with time bins, fewer samples (not those
+    where the ball is at other times) and the same colour, opacity and depth as with the union."""
+    renders = {}
+    for bins in (1, 4):
+        method = _method(0, occ_max_res=24, occ_time_bins=bins)
+        _moving_ball(method)
+        method.update_occupancy(1e-3)
+        method.eval()
+        n = 48
+        g = torch.Generator().manual_seed(2)
+        o = torch.tensor([-3.0, 0.0, 0.0]) + torch.cat(
+            [torch.zeros(n, 1), (torch.rand(n, 2, generator=g) - 0.5) * 0.2], -1
+        )
+        d = torch.tensor([1.0, 0.0, 0.0]).expand(n, 3)
+        rays = Rays(o, d, torch.full((n,), 0.5), torch.full((n,), 6.0), time=torch.full((n,), time))
+        with torch.no_grad():
+            renders[bins] = method(rays), len(method.sample_rays(rays, perturb=False)["t"])
+    (union, n_union), (binned, n_binned) = renders[1], renders[4]
+    assert n_binned < 0.8 * n_union
+    assert float(binned.acc.min()) > 0.9  # every ray meets the ball
+    torch.testing.assert_close(binned.rgb, union.rgb, atol=1e-4, rtol=0)
+    torch.testing.assert_close(binned.acc, union.acc, atol=1e-4, rtol=0)
+    torch.testing.assert_close(binned.depth, union.depth, atol=1e-4, rtol=0)
+    hit = 3.0 + 1.6 * time - 0.8 - (0.3**2 - (o[:, 1:] ** 2).sum(-1)).sqrt()  # first hit
+    torch.testing.assert_close(binned.depth, hit, atol=0.15, rtol=0)
+
+
 def test_the_box_is_fitted_in_canonical_space_and_rays_march_the_scene_box() -> None:
     """Observed at x = 0.8, canonically at the origin (dx = -0.8): `fit_box` fits the grid box
     to the deformed surface points (around the origin), and rays still reach the observed ball,

@@ -16,11 +16,14 @@ model, from one code path: what the ambient dimensions buy is measured by switch
 Where the scene has static points (`points.npy`), Nerfies' background loss keeps the
 deformation at zero there (`background_loss`).
 
-Sampling marches through the grid box in observation space. The occupancy mask is computed in
-observation space as the union over time: the density is evaluated at the vertices of a coarse
-grid (`occ_max_res` a side) at every training time, and a vertex is kept where any time makes it
-occupied (dilated by one vertex). The fused C++ paths of `grid` (inference marching with the
-density grid, early training stops) assume a static density and are not used.
+Sampling marches through the scene box in observation space (the grid box is canonical). The
+occupancy mask is computed in observation space: the density is evaluated at the vertices of a
+coarse grid (`occ_max_res` a side) at up to `occ_max_times` training times, and a vertex is kept
+(dilated by one vertex) per time bin where a time bracketing the bin makes it occupied, and in
+the union where any time does. Rays march through the union; their samples are then kept only
+where the mask of their time's bin is set (`occ_time_bins`). The fused C++ paths of `grid`
+(inference marching with the density grid, early training stops) assume a static density and
+are not used.
 """
 
 from __future__ import annotations
@@ -130,6 +133,11 @@ class DGridConfig(GridConfig):
     """Vertices a side (at most) of the observation-space occupancy grid."""
     occ_max_times: int = 64
     """Times the occupancy union is evaluated at (the training times, thinned to this many)."""
+    occ_time_bins: int = 16
+    """Time bins of the occupancy mask: a sample of a ray at time t is kept only where the
+    mask of t's bin (the union over the evaluated times that bracket the bin) is set, not
+    wherever anything is at some time (the union over all times, what the march skips by);
+    1: the union only."""
 
 
 CURRICULUM_SHARE = 0.7
@@ -166,6 +174,8 @@ class DynamicGridMethod(GridMethod):
             self.coarse_space.append(sp)
             self.coarse_time.append(tp)
         self.register_buffer("deform_step", torch.tensor(0))
+        # [B, X, Y, Z] the occupancy mask per time bin (`occ_time_bins`); one bin: the union
+        self.register_buffer("occupancy_t", self.occupancy[None].clone())
         m = c.ambient_dims
         self.deform_head = nn.Sequential(
             nn.Linear(3 * ch * max(1, c.deform_levels), c.deform_width),
@@ -200,6 +210,13 @@ class DynamicGridMethod(GridMethod):
         # runs saved before the deformation levels existed have one level, fully on
         state_dict.setdefault(prefix + "deform_step", torch.tensor(1 << 30))
         state_dict.setdefault(prefix + "ambient_weight", torch.tensor(1.0))
+        # runs saved before the time bins: the union (one bin)
+        union = state_dict.get(prefix + "occupancy")
+        if union is not None:
+            state_dict.setdefault(prefix + "occupancy_t", union[None])
+        key = prefix + "occupancy_t"
+        if key in state_dict and state_dict[key].shape != self.occupancy_t.shape:
+            self.occupancy_t = torch.empty_like(state_dict[key])
         super()._load_from_state_dict(state_dict, prefix, *args)
 
     # -- the field ----------------------------------------------------------------------------
@@ -337,8 +354,10 @@ class DynamicGridMethod(GridMethod):
         return self._deformed_raw(pts, time)
 
     def _field_features(self, field: dict, sel: Tensor) -> Tensor:
-        feat = self.features_at(field["coords"][sel])
-        return feat if field["res_feat"] is None else feat + field["res_feat"][sel]
+        # index_select: its backward (index_add) is several times faster than indexing's
+        feat = self.features_at(field["coords"].index_select(0, sel))
+        res = field["res_feat"]
+        return feat if res is None else feat + res.index_select(0, sel)
 
     def _report(self, out: GridOutput, field: dict, weights: Tensor, ray_idx: Tensor) -> None:
         """The displacement and ambient coordinates, averaged over what each ray sees (like
@@ -348,6 +367,28 @@ class DynamicGridMethod(GridMethod):
         out.displacement = accumulate_packed(wd * field["dx"].detach(), ray_idx, r)
         if field["w"] is not None:
             out.ambient = accumulate_packed(wd * field["w"].detach(), ray_idx, r)
+
+    def sample_rays(self, rays: Rays, perturb: bool) -> dict[str, Tensor]:
+        """`grid`'s samples (marched through the union over time of the occupancy), less those
+        whose nearest occupancy vertex is empty in the time bin of their ray's time."""
+        s = super().sample_rays(rays, perturb)
+        occ_t = self.occupancy_t
+        bins = occ_t.shape[0]
+        if not self.use_mask or bins == 1 or rays.time is None:
+            return s
+        ray_idx = s["ray_indices"]
+        b = (rays.time * bins).long().clamp(0, bins - 1)[ray_idx]
+        shape = occ_t.shape[1:]
+        v = s["coords"].round().long()  # the march's coordinates: vertices of the occupancy
+        for a in range(3):
+            v[:, a].clamp_(0, shape[a] - 1)
+        flat = ((b * shape[0] + v[:, 0]) * shape[1] + v[:, 1]) * shape[2] + v[:, 2]
+        sel = occ_t.reshape(-1)[flat].nonzero().squeeze(-1)
+        return {k: x[sel] for k, x in s.items()}
+
+    def resample(self, lo: Tensor, hi: Tensor, shape: tuple[int, int, int]) -> None:
+        super().resample(lo, hi, shape)
+        self.occupancy_t = self.occupancy[None].clone()
 
     def _render_fused(self, rays: Rays) -> GridOutput | None:
         """No fused inference: it marches `grid`'s static density."""
@@ -434,7 +475,9 @@ class DynamicGridMethod(GridMethod):
     def update_occupancy(self, threshold: float) -> None:
         """Observation-space occupancy: vertices of a grid over `march_box` (at most
         `occ_max_res` a side, no finer than the canonical grid) where the sample opacity
-        exceeds `threshold` at any of `occ_times`, dilated by one vertex."""
+        exceeds `threshold`, dilated by one vertex: per time bin (`occupancy_t`, at any of the
+        `occ_times` that bracket the bin: those inside it and the nearest on either side) and
+        over all of them (`occupancy`, the union)."""
         c = self.config
         lo, hi = self.march_box()
         extent = (hi - lo).cpu()
@@ -443,16 +486,21 @@ class DynamicGridMethod(GridMethod):
         axes = [torch.linspace(float(lo[k]), float(hi[k]), shape[k]) for k in range(3)]
         pts = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3).to(self.lo)
         delta = c.step_ratio * self.step_unit
-        sigma_max = torch.zeros(pts.shape[0], device=pts.device)
+        times = self.occ_times.tolist()
+        members = time_bin_members(times, max(1, c.occ_time_bins))
+        sigma_max = torch.zeros(len(members), pts.shape[0], device=pts.device)
         chunk = 1 << 17
-        for tv in self.occ_times.tolist():
+        for j, tv in enumerate(times):
+            bins = [b for b, m in enumerate(members) if j in m]
             for i in range(0, pts.shape[0], chunk):
                 p = pts[i : i + chunk]
                 sig = self.field_density(p, torch.full_like(p[:, 0], tv))
-                sigma_max[i : i + chunk] = torch.maximum(sigma_max[i : i + chunk], sig)
+                for b in bins:
+                    torch.maximum(sigma_max[b, i : i + chunk], sig, out=sigma_max[b, i : i + chunk])
         alpha = 1.0 - torch.exp(-sigma_max * delta)
-        occ = (alpha > threshold).float().reshape(1, 1, *shape)
-        self.occupancy = F.max_pool3d(occ, kernel_size=3, stride=1, padding=1)[0, 0] > 0
+        occ = (alpha > threshold).float().reshape(len(members), 1, *shape)
+        self.occupancy_t = F.max_pool3d(occ, kernel_size=3, stride=1, padding=1)[:, 0] > 0
+        self.occupancy = self.occupancy_t.any(0)
         self.use_mask = True
 
     @property
@@ -473,6 +521,21 @@ def _deform_planes(res: int, t_res: int, ch: int) -> tuple[nn.Parameter, nn.Para
     space = nn.Parameter(torch.empty(3, res, res, ch))
     nn.init.uniform_(space, 0.1, 0.5)
     return space, nn.Parameter(torch.ones(3, t_res, res, ch))
+
+
+def time_bin_members(times: list[float], bins: int) -> list[list[int]]:
+    """For each of `bins` equal bins of [0, 1], the indices of the sorted `times` that bracket
+    it: those inside the bin and the nearest before its start and after its end (so a time
+    between two of them in the bin is covered by both). One bin: every time."""
+    out = []
+    for b in range(bins):
+        start, end = b / bins, (b + 1) / bins
+        before = [i for i, t in enumerate(times) if t <= start]
+        after = [i for i, t in enumerate(times) if t >= end]
+        first = before[-1] if before else 0
+        last = after[0] if after else len(times) - 1
+        out.append(list(range(first, last + 1)))
+    return out
 
 
 def _thin(times: Tensor, most: int) -> Tensor:
