@@ -172,6 +172,31 @@ def test_the_box_waits_for_the_time_curriculum_to_end_and_settle() -> None:
     assert bool(static.box_fitted)
 
 
+def test_a_resumed_run_keeps_where_its_time_curriculum_ended() -> None:
+    """The curriculum's end is in the checkpoint: a run resumed after it fits the box
+    `box_settle_steps` after the end, not after the resume; a run saved before it was kept
+    finds the end again."""
+    kw = dict(fit_box_step=0, time_curriculum_steps=100, box_settle_steps=20)
+    method = _method(0, **kw)
+    _ball(method, (0.1, 0.0, 0.0), 0.5)
+    for step in (0, 100, 110):
+        method.max_train_time(step)
+        method.step_callback(step)
+    assert method.curriculum_end == 100 and not bool(method.box_fitted)
+    resumed = _method(0, **kw)
+    resumed.load_state_dict(method.state_dict())
+    assert resumed.curriculum_end == 100
+    resumed.max_train_time(120)
+    resumed.step_callback(120)
+    assert bool(resumed.box_fitted)
+    old = {k: v for k, v in method.state_dict().items() if not k.startswith("curriculum_end")}
+    before = _method(0, **kw)
+    before.load_state_dict(old)
+    assert before.curriculum_end is None
+    before.max_train_time(120)
+    assert before.curriculum_end == 120
+
+
 def test_a_short_run_fits_the_box_by_its_share_of_the_run_after_the_curriculum() -> None:
     """A time-budgeted run too short for `box_settle_steps` after its curriculum (a 3-minute
     demo: ~350 steps) still fits the box, `BOX_SETTLE_SHARE` of the run after it."""

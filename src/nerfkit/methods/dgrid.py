@@ -196,10 +196,11 @@ class DynamicGridMethod(GridMethod):
         else:
             self.ambient_planes = None
             self.ambient_out = None
-        # the step (and the run's progress) at which `max_train_time` first found the time
-        # curriculum over, and the progress it was last given
-        self.curriculum_end: int | None = None
-        self.curriculum_end_progress = 0.0
+        # the step (-1: not yet) and the run's progress at which `max_train_time` first found
+        # the time curriculum over: in checkpoints, so a resumed run fits its box on the same
+        # schedule; and the progress it was last given
+        self.register_buffer("curriculum_end_step", torch.tensor(-1))
+        self.register_buffer("curriculum_end_progress", torch.tensor(0.0))
         self.progress = 0.0
         self.register_buffer("deform_on", torch.tensor(c.deform_start <= 0))
         self.register_buffer("ambient_weight", torch.tensor(self._ambient_weight_at(0)))
@@ -210,6 +211,9 @@ class DynamicGridMethod(GridMethod):
         # runs saved before the deformation levels existed have one level, fully on
         state_dict.setdefault(prefix + "deform_step", torch.tensor(1 << 30))
         state_dict.setdefault(prefix + "ambient_weight", torch.tensor(1.0))
+        # runs saved before the curriculum's end was kept: found again on the next step
+        state_dict.setdefault(prefix + "curriculum_end_step", torch.tensor(-1))
+        state_dict.setdefault(prefix + "curriculum_end_progress", torch.tensor(0.0))
         # runs saved before the time bins: the union (one bin)
         union = state_dict.get(prefix + "occupancy")
         if union is not None:
@@ -260,11 +264,18 @@ class DynamicGridMethod(GridMethod):
         done = max(step / c.time_curriculum_steps, progress / CURRICULUM_SHARE)
         if done >= 1.0:
             if self.curriculum_end is None:
-                self.curriculum_end = step
-                self.curriculum_end_progress = progress
+                self.curriculum_end_step.fill_(step)
+                self.curriculum_end_progress.fill_(progress)
             return None
         a = c.time_curriculum_start
         return a + (1.0 - a) * done
+
+    @property
+    def curriculum_end(self) -> int | None:
+        """The step at which the time curriculum ended (None: not yet, as far as
+        `max_train_time` has seen)."""
+        end = int(self.curriculum_end_step)
+        return None if end < 0 else end
 
     @property
     def curriculum_running(self) -> bool:
@@ -287,7 +298,7 @@ class DynamicGridMethod(GridMethod):
         end = self.curriculum_end
         if end is None:
             return False
-        settled = self.progress - self.curriculum_end_progress >= BOX_SETTLE_SHARE
+        settled = self.progress - float(self.curriculum_end_progress) >= BOX_SETTLE_SHARE
         return settled or step - end >= self.config.box_settle_steps
 
     def level_weights(self) -> list[float]:
