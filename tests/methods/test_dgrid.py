@@ -41,6 +41,18 @@ def _ball(method: DynamicGridMethod, centre: tuple[float, float, float], radius:
         method.features.copy_(torch.randn(method.features.shape))
 
 
+def _patch_deform(method: DynamicGridMethod, fn) -> None:  # noqa: ANN001
+    """Replace the deformation by fn(pts [P, 3], time [P]) -> (dx, w), at points (`deform`)
+    and on lattices (`lattice_deform`)."""
+
+    def lattice(axes: list[torch.Tensor], time: float) -> tuple:
+        pts = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+        return fn(pts, torch.full_like(pts[:, 0], time))
+
+    method.deform = fn  # type: ignore[method-assign]
+    method.lattice_deform = lattice  # type: ignore[method-assign]
+
+
 def _rays(n: int = 64, time: float = 0.3) -> Rays:
     g = torch.Generator().manual_seed(0)
     target = (torch.rand(n, 3, generator=g) - 0.5) * 1.5
@@ -302,6 +314,34 @@ def test_gradients_reach_the_deformation_and_ambient_planes() -> None:
     assert {"plane_tv", "time_smooth"} <= set(losses)
 
 
+@pytest.mark.parametrize("m", [0, 2])
+def test_the_deformation_on_a_lattice_is_the_deformation_at_its_vertices(m: int) -> None:
+    """`lattice_deform` (plane lookups along the lattice's lines, outer products) against
+    `deform` at every vertex: random planes and head, three levels, the middle one fading in."""
+    method = _method(m, deform_levels=3, deform_anneal_steps=100)
+    with torch.no_grad():
+        for p in method.parameters():
+            p.uniform_(-0.5, 0.5)
+    method.deform_step.fill_(25)  # a = 1.5: the middle level half on, the finest off
+    assert 0 < method.level_weights()[1] < 1 and method.level_weights()[0] == 0
+    axes = [
+        torch.linspace(-1.2, 1.3, 7),
+        torch.linspace(-0.8, 1.5, 5),
+        torch.linspace(-1.5, 0.4, 6),
+    ]
+    pts = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+    for time in (0.0, 0.37, 1.0):
+        with torch.no_grad():
+            dx, w = method.deform(pts, torch.full_like(pts[:, 0], time))
+        dx_l, w_l = method.lattice_deform(axes, time)
+        assert float(dx.abs().max()) > 0.1
+        torch.testing.assert_close(dx_l, dx, atol=1e-5, rtol=1e-5)
+        if m:
+            torch.testing.assert_close(w_l, w, atol=1e-5, rtol=1e-5)
+        else:
+            assert w is None and w_l is None
+
+
 def test_occupancy_is_the_union_over_time() -> None:
     method = _method(0, occ_max_res=24)
     _ball(method, (0.0, 0.0, 0.0), 0.3)
@@ -311,7 +351,7 @@ def test_occupancy_is_the_union_over_time() -> None:
         shift = torch.stack([1.6 * time - 0.8, 0 * time, 0 * time], -1)
         return -shift, None
 
-    method.deform = moving  # type: ignore[method-assign]
+    _patch_deform(method, moving)
     method.occ_times = torch.tensor([0.0, 1.0])
     method.update_occupancy(1e-3)
     occ = method.occupancy
@@ -347,7 +387,7 @@ def _moving_ball(method: DynamicGridMethod) -> None:
     def moving(pts: torch.Tensor, time: torch.Tensor) -> tuple[torch.Tensor, None]:
         return -torch.stack([1.6 * time - 0.8, 0 * time, 0 * time], -1), None
 
-    method.deform = moving  # type: ignore[method-assign]
+    _patch_deform(method, moving)
     method.occ_times = torch.tensor([0.0, 0.5, 1.0])
 
 

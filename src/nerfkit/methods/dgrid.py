@@ -39,10 +39,12 @@ from nerfkit.data.scene import SceneMeta
 from nerfkit.methods.base import RenderOutput
 from nerfkit.methods.grid import GridConfig, GridMethod, GridOutput
 from nerfkit.render.planes import (
+    HEX_PAIRS,
     ambient_features,
     hexplane_features,
     plane_smoothness,
     plane_tv,
+    sample_planes,
 )
 from nerfkit.render.volume import accumulate_packed
 from nerfkit.render.warp import background_loss, hyper_alpha, posenc_window
@@ -248,10 +250,43 @@ class DynamicGridMethod(GridMethod):
             else xyzt.new_zeros(xyzt.shape[0], 3 * sp.shape[3])
             for (sp, tp), wk in zip(levels, weights)
         ]
-        out = self.deform_head(torch.cat(feats, -1) if len(feats) > 1 else feats[0])
+        return self._head(torch.cat(feats, -1) if len(feats) > 1 else feats[0])
+
+    def _head(self, feats: Tensor) -> tuple[Tensor, Tensor | None]:
+        """dx [P, 3] and w [P, m] (None for m = 0) from the head's input [P, 3 C L]."""
+        out = self.deform_head(feats)
         gain = self.config.ambient_gain
         w = torch.tanh(_weighted(out[:, 3:], gain)) if self.ambient_planes is not None else None
         return out[:, :3], w
+
+    @torch.no_grad()
+    def lattice_deform(self, axes: list[Tensor], time: float) -> tuple[Tensor, Tensor | None]:
+        """`deform` at every vertex of the lattice axes[0] x axes[1] x axes[2] (world
+        coordinates [X], [Y], [Z]) at one time: dx [X Y Z, 3] and w [X Y Z, m], x-major (as
+        `torch.meshgrid(..., indexing="ij")`). The same values, without a plane lookup per
+        vertex: each HexPlane pair is a product of a plane over two axes and one over the third
+        axis and time, so on a lattice it is the outer product of lookups along its lines."""
+        lo, hi = self.scene_lo, self.scene_hi
+        n = [len(a) for a in axes]
+        if not bool(self.deform_on):
+            m, count = self.config.ambient_dims, n[0] * n[1] * n[2]
+            return lo.new_zeros(count, 3), (lo.new_zeros(count, m) if m else None)
+        u = [(axes[k].to(lo) - lo[k]) / (hi[k] - lo[k]) * 2 - 1 for k in range(3)]
+        levels = [(self.space_planes, self.time_planes), *zip(self.coarse_space, self.coarse_time)]
+        ch = self.space_planes.shape[3]
+        feats = lo.new_zeros(*n, len(levels), 3, ch)
+        for k, ((sp, tp), wk) in enumerate(zip(levels, self.level_weights())):
+            if wk == 0:
+                continue
+            for j, ((a, b), (c, _)) in enumerate(HEX_PAIRS):
+                uv = torch.stack(torch.meshgrid(u[a], u[b], indexing="ij"), -1).reshape(1, -1, 2)
+                f_s = _weighted(sample_planes(sp[j : j + 1], uv)[0], wk)  # [n_a n_b, C]
+                uv_t = torch.stack([u[c], torch.full_like(u[c], time * 2 - 1)], -1)[None]
+                f_t = sample_planes(tp[j : j + 1], uv_t)[0]  # [n_c, C]
+                shape_s, shape_t = [1, 1, 1, ch], [1, 1, 1, ch]
+                shape_s[a], shape_s[b], shape_t[c] = n[a], n[b], n[c]
+                torch.mul(f_s.reshape(shape_s), f_t.reshape(shape_t), out=feats[..., k, j, :])
+        return self._head(feats.reshape(n[0] * n[1] * n[2], -1))
 
     def max_train_time(self, step: int, progress: float = 0.0) -> float | None:
         """The curriculum's latest training time at `step` (config `time_curriculum_steps`),
@@ -337,11 +372,13 @@ class DynamicGridMethod(GridMethod):
         """Density sigma [P] at world points [P, 3] and times [P] (no colour)."""
         return self.sigma_from_raw(self._deformed_raw(pts, time)[0])
 
-    def _deformed_raw(self, pts: Tensor, time: Tensor) -> tuple[Tensor, dict]:
+    def _deformed_raw(
+        self, pts: Tensor, time: Tensor | None, deformed: tuple | None = None
+    ) -> tuple[Tensor, dict]:
         """Raw density [P] of world points pts [P, 3] at times [P], and the evaluation's
         canonical coordinates, ambient residual of the features, offset dx and ambient
-        coordinates w."""
-        dx, w = self.deform(pts, time)
+        coordinates w; `deformed`: (dx, w) already computed (then time is not read)."""
+        dx, w = self.deform(pts, time) if deformed is None else deformed
         xc = pts + dx
         coords = self.to_grid(xc)
         raw = self.density_at(coords)
@@ -494,20 +531,22 @@ class DynamicGridMethod(GridMethod):
         extent = (hi - lo).cpu()
         n = min(c.occ_max_res, max(self.grid_shape))
         shape = tuple(max(2, round(n * float(e / extent.max()))) for e in extent)
-        axes = [torch.linspace(float(lo[k]), float(hi[k]), shape[k]) for k in range(3)]
-        pts = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3).to(self.lo)
+        axes = [torch.linspace(float(lo[k]), float(hi[k]), shape[k]).to(lo) for k in range(3)]
+        pts = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
         delta = c.step_ratio * self.step_unit
         times = self.occ_times.tolist()
         members = time_bin_members(times, max(1, c.occ_time_bins))
         sigma_max = torch.zeros(len(members), pts.shape[0], device=pts.device)
-        chunk = 1 << 17
+        plane = shape[1] * shape[2]
+        slab = max(1, (1 << 17) // plane)  # x-layers of the lattice deformed at once
         for j, tv in enumerate(times):
             bins = [b for b, m in enumerate(members) if j in m]
-            for i in range(0, pts.shape[0], chunk):
-                p = pts[i : i + chunk]
-                sig = self.field_density(p, torch.full_like(p[:, 0], tv))
+            for x0 in range(0, shape[0], slab):
+                i, e = x0 * plane, min(x0 + slab, shape[0]) * plane
+                deformed = self.lattice_deform([axes[0][x0 : x0 + slab], axes[1], axes[2]], tv)
+                sig = self.sigma_from_raw(self._deformed_raw(pts[i:e], None, deformed)[0])
                 for b in bins:
-                    torch.maximum(sigma_max[b, i : i + chunk], sig, out=sigma_max[b, i : i + chunk])
+                    torch.maximum(sigma_max[b, i:e], sig, out=sigma_max[b, i:e])
         alpha = 1.0 - torch.exp(-sigma_max * delta)
         occ = (alpha > threshold).float().reshape(len(members), 1, *shape)
         self.occupancy_t = F.max_pool3d(occ, kernel_size=3, stride=1, padding=1)[:, 0] > 0
