@@ -38,6 +38,7 @@ from nerfkit.cameras import Rays
 from nerfkit.data.scene import SceneMeta
 from nerfkit.methods.base import RenderOutput
 from nerfkit.methods.grid import GridConfig, GridMethod, GridOutput
+from nerfkit.render.grid import nearest_vertex
 from nerfkit.render.planes import (
     HEX_PAIRS,
     ambient_features,
@@ -230,6 +231,10 @@ class DynamicGridMethod(GridMethod):
         """Every deformation plane stack (all levels, spatial and space-time)."""
         return [self.space_planes, self.time_planes, *self.coarse_space, *self.coarse_time]
 
+    def _levels(self) -> list[tuple[Tensor, Tensor]]:
+        """(spatial, space-time) plane stacks of each deformation level, finest first."""
+        return [(self.space_planes, self.time_planes), *zip(self.coarse_space, self.coarse_time)]
+
     def _normalised(self, pts: Tensor) -> Tensor:
         """World points [P, 3] -> [-1, 1] over the (fixed) scene box."""
         return (pts - self.scene_lo) / (self.scene_hi - self.scene_lo) * 2 - 1
@@ -242,7 +247,7 @@ class DynamicGridMethod(GridMethod):
             m = self.config.ambient_dims
             return torch.zeros_like(pts), (pts.new_zeros(pts.shape[0], m) if m else None)
         xyzt = torch.cat([self._normalised(pts), time[:, None] * 2 - 1], -1)
-        levels = [(self.space_planes, self.time_planes), *zip(self.coarse_space, self.coarse_time)]
+        levels = self._levels()
         weights = self.level_weights()
         feats = [
             _weighted(hexplane_features(sp, tp, xyzt), wk)
@@ -272,7 +277,7 @@ class DynamicGridMethod(GridMethod):
             m, count = self.config.ambient_dims, n[0] * n[1] * n[2]
             return lo.new_zeros(count, 3), (lo.new_zeros(count, m) if m else None)
         u = [(axes[k].to(lo) - lo[k]) / (hi[k] - lo[k]) * 2 - 1 for k in range(3)]
-        levels = [(self.space_planes, self.time_planes), *zip(self.coarse_space, self.coarse_time)]
+        levels = self._levels()
         ch = self.space_planes.shape[3]
         feats = lo.new_zeros(*n, len(levels), 3, ch)
         for k, ((sp, tp), wk) in enumerate(zip(levels, self.level_weights())):
@@ -424,13 +429,9 @@ class DynamicGridMethod(GridMethod):
         bins = occ_t.shape[0]
         if not self.use_mask or bins == 1 or rays.time is None:
             return s
-        ray_idx = s["ray_indices"]
-        b = (rays.time * bins).long().clamp(0, bins - 1)[ray_idx]
-        shape = occ_t.shape[1:]
-        v = s["coords"].round().long()  # the march's coordinates: vertices of the occupancy
-        for a in range(3):
-            v[:, a].clamp_(0, shape[a] - 1)
-        flat = ((b * shape[0] + v[:, 0]) * shape[1] + v[:, 1]) * shape[2] + v[:, 2]
+        b = (rays.time * bins).long().clamp(0, bins - 1)[s["ray_indices"]]
+        # the march's coordinates are in vertices of the occupancy
+        flat = b * occ_t[0].numel() + nearest_vertex(s["coords"], occ_t.shape[1:])
         sel = occ_t.reshape(-1)[flat].nonzero().squeeze(-1)
         return {k: x[sel] for k, x in s.items()}
 

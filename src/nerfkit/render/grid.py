@@ -14,6 +14,7 @@ import hashlib
 import os
 import threading
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -331,6 +332,15 @@ def march_reference(params: MarchParams) -> tuple[Tensor, Tensor, Tensor]:
     return _keep_occupied(p, ray_idx, t, pts, keep)
 
 
+def nearest_vertex(coords: Tensor, shape: Sequence[int]) -> Tensor:
+    """Flat index [P] (x-major) of the vertex nearest to each of the continuous vertex
+    coordinates coords [P, 3] in a vertex grid of `shape` (X, Y, Z), clamped to the grid."""
+    v = coords.round().long()
+    for a in range(3):
+        v[:, a].clamp_(0, shape[a] - 1)
+    return (v[:, 0] * shape[1] + v[:, 1]) * shape[2] + v[:, 2]
+
+
 def _keep_occupied(
     p: MarchParams, ray_idx: Tensor, t: Tensor, pts: Tensor, keep: Tensor
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -343,11 +353,7 @@ def _keep_occupied(
         pts = contract(pts, p.center, p.radius, p.bg_len)
     coords = (pts - p.lo) / (p.hi - p.lo) * size
     if p.use_mask:
-        near_v = coords.round().long()
-        for a in range(3):
-            near_v[:, a].clamp_(0, shape[a] - 1)
-        flat = (near_v[:, 0] * shape[1] + near_v[:, 1]) * shape[2] + near_v[:, 2]
-        keep = keep & p.occupancy.reshape(-1)[flat]
+        keep = keep & p.occupancy.reshape(-1)[nearest_vertex(coords, shape)]
     sel = keep.nonzero().squeeze(-1)
     return ray_idx[sel], t[sel], coords[sel]
 
