@@ -19,6 +19,7 @@ from nerfkit.data.synthetic_dynamic import (
     MOUTH_RADIUS,
     RING_MAJOR,
     RING_MINOR,
+    RINGS,
     SPLIT_AMPLITUDE,
     SPLIT_BLEND,
     SPLIT_RADIUS,
@@ -63,6 +64,30 @@ def test_torus_and_ring_sdf_closed_forms():
     np.testing.assert_allclose(scene_sdf("ring", c[None], t).numpy(), [-BALL_RADIUS])
     assert ball_centre(0.0)[0] < 0 < ball_centre(1.0)[0]
     assert _components_along_x("ring", 0.0) == 1  # the axis passes through the ring's hole
+
+
+@pytest.mark.parametrize("scene", ["ring", "wide_ring"])
+def test_ring_scenes_clearance_is_the_closest_approach(scene):
+    """The ball passes through the hole, closest to the tube (by `clearance`) at t = 0.5: the
+    smallest ring SDF over the ball's surface, from a dense sphere of directions."""
+    g = RINGS[scene]
+    v = torch.randn(20000, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    v = g.ball_radius * v / v.norm(dim=-1, keepdim=True)
+    gaps = []
+    for t in np.linspace(0.0, 1.0, 41):
+        on_ball = torch.tensor(ball_centre(float(t)), dtype=torch.float64) + v
+        gaps.append(float(torus_sdf(on_ball, g.major, g.minor).min()))
+    assert min(gaps) == pytest.approx(g.clearance, abs=2e-3)
+    c = torch.tensor(ball_centre(0.1), dtype=torch.float64)
+    on_tube = _p([g.minor, 0, g.major], [0, -g.major - g.minor, 0])
+    d = scene_sdf(scene, torch.cat([c[None], on_tube]), 0.1).numpy()
+    np.testing.assert_allclose(d, [-g.ball_radius, 0, 0], atol=1e-12)
+    assert int(np.argmin(gaps)) == 20  # t = 0.5
+    assert _components_along_x(scene, 0.0) == 1  # the axis passes through the hole
+    assert 0 < event_interval(scene)[0] < 0.5
+    assert RINGS["wide_ring"].clearance > 2 * RINGS["ring"].clearance
+    pts = torch.tensor(static_points(scene), dtype=torch.float64)
+    assert float(torus_sdf(pts, g.major, g.minor).abs().max()) < 1e-9
 
 
 def test_split_is_one_sphere_at_t0_and_two_blobs_in_the_middle():

@@ -14,7 +14,12 @@ defined by a signed distance function (SDF) of the point and the time t in [0, 1
   then the cavity opens and shows the flat inner faces (dark red, chequered), and closes again
   at 1 - MOUTH_CLOSED.
 - `ring`: a ball (radius BALL_RADIUS) moving along x from -BALL_TRAVEL to +BALL_TRAVEL through
-  a static ring (a torus about the x axis): motion without topology change, the control.
+  a static ring (a torus about the x axis): motion without topology change, the control. The
+  ball clears the ring's tube by 0.18 units (RING_MAJOR - RING_MINOR - BALL_RADIUS).
+- `wide_ring`: the same motion through a wider, thinner ring with a smaller ball
+  (`RINGS["wide_ring"]`): 0.45 units of clearance, so a deformation that must move the ball
+  and hold the ring still has 2.5 times the room to change between them (the control without
+  a near approach).
 
 Shading is Lambertian with the light and ambient of the static scenes
 (`nerfkit.data.synthetic`), without shadows, so colour depends on the surface point only (no
@@ -88,7 +93,7 @@ from nerfkit.perf import one_thread
 from nerfkit.poses import normalize, orbit_pose
 
 DYNAMIC_SCENE_VERSION = 1  # bump when a scene or the file layout changes: old folders regenerate
-SCENES = ("split", "mouth", "ring")
+SCENES = ("split", "mouth", "ring", "wide_ring")
 LAYOUTS = ("blender", "nerfies")
 RIGS = ("teleport", "vrig", "interp")
 AABB = [[-1.5, -1.5, -1.5], [1.5, 1.5, 1.5]]
@@ -103,6 +108,24 @@ RING_MAJOR = 0.6  # the torus about the x axis: radius of its centre circle ...
 RING_MINOR = 0.12  # ... and of its tube
 BALL_RADIUS = 0.3
 BALL_TRAVEL = 1.0  # the ball's centre moves along x from -BALL_TRAVEL to +BALL_TRAVEL
+
+
+@dataclass(frozen=True)
+class Ring:
+    """A ring scene's geometry: the torus (centre-circle radius `major`, tube radius `minor`)
+    and the ball's radius."""
+
+    major: float
+    minor: float
+    ball_radius: float
+
+    @property
+    def clearance(self) -> float:
+        """The smallest distance between the ball and the ring as the ball passes through."""
+        return self.major - self.minor - self.ball_radius
+
+
+RINGS = {"ring": Ring(RING_MAJOR, RING_MINOR, BALL_RADIUS), "wide_ring": Ring(0.8, 0.1, 0.25)}
 
 TEXTURE_FREQ = 12.0  # radians per unit of the chequer-like textures (cells ~0.26 units)
 TRACE_EPS = 1e-5
@@ -145,15 +168,16 @@ def ball_centre(t: float) -> tuple[float, float, float]:
 
 def event_interval(scene: str) -> tuple[float, float]:
     """The times (t0, t1) in which `scene`'s topology differs from t = 0: the blobs are apart
-    (split), the mouth is open (mouth), the ball overlaps the ring's slab |x| < RING_MINOR +
-    BALL_RADIUS (ring, where nothing changes topology)."""
+    (split), the mouth is open (mouth), the ball overlaps the ring's slab |x| < minor + ball
+    radius (the ring scenes, where nothing changes topology)."""
     _check_choice("scene", scene, SCENES)
     if scene == "split":
         t0 = math.asin((SPLIT_RADIUS + SPLIT_BLEND / 4) / SPLIT_AMPLITUDE) / math.pi
     elif scene == "mouth":
         t0 = MOUTH_CLOSED
     else:
-        t0 = 0.5 - (RING_MINOR + BALL_RADIUS) / (2.0 * BALL_TRAVEL)
+        g = RINGS[scene]
+        t0 = 0.5 - (g.minor + g.ball_radius) / (2.0 * BALL_TRAVEL)
     return t0, 1.0 - t0
 
 
@@ -227,17 +251,19 @@ def mouth_sdf(p: Tensor, t: float) -> Tensor:
     return torch.minimum(du, dl)
 
 
-def ring_sdf(p: Tensor, t: float) -> Tensor:
-    """The ring scene's SDF [P] at points p [P, 3] and time t."""
+def ring_sdf(p: Tensor, t: float, ring: Ring = RINGS["ring"]) -> Tensor:
+    """A ring scene's SDF [P] at points p [P, 3] and time t (the `ring` scene by default)."""
     return torch.minimum(
-        torus_sdf(p, RING_MAJOR, RING_MINOR), sphere_sdf(p, ball_centre(t), BALL_RADIUS)
+        torus_sdf(p, ring.major, ring.minor), sphere_sdf(p, ball_centre(t), ring.ball_radius)
     )
 
 
 def scene_sdf(scene: str, p: Tensor, t: float) -> Tensor:
     """Signed distance [P] of points p [P, 3] to `scene` (one of SCENES) at time t."""
     _check_choice("scene", scene, SCENES)
-    return {"split": split_sdf, "mouth": mouth_sdf, "ring": ring_sdf}[scene](p, t)
+    if scene in RINGS:
+        return ring_sdf(p, t, RINGS[scene])
+    return {"split": split_sdf, "mouth": mouth_sdf}[scene](p, t)
 
 
 def scene_box(scene: str, t: float, margin: float = 0.02) -> Tensor:
@@ -258,10 +284,11 @@ def scene_box(scene: str, t: float, margin: float = 0.02) -> Tensor:
         )
         box = [both.amin(0).tolist(), both.amax(0).tolist()]
     else:
-        x, r = ball_centre(t)[0], RING_MAJOR + RING_MINOR
+        g = RINGS[scene]
+        x, r = ball_centre(t)[0], g.major + g.minor
         box = [
-            [min(-RING_MINOR, x - BALL_RADIUS), -r, -r],
-            [max(RING_MINOR, x + BALL_RADIUS), r, r],
+            [min(-g.minor, x - g.ball_radius), -r, -r],
+            [max(g.minor, x + g.ball_radius), r, r],
         ]
     return torch.tensor(box, dtype=torch.float64) + torch.tensor([[-margin], [margin]])
 
@@ -303,8 +330,8 @@ def scene_albedo(scene: str, p: Tensor, t: float) -> Tensor:
         lo, hi = _vec(MOUTH_INSIDE[0], p), _vec(MOUTH_INSIDE[1], p)
         return torch.where(face[:, None], lo + (hi - lo) * m, _texture(q, MOUTH_COLOURS))
     _check_choice("scene", scene, SCENES)
-    b = ball_centre(t)
-    on_ball = sphere_sdf(p, b, BALL_RADIUS) < torus_sdf(p, RING_MAJOR, RING_MINOR)
+    b, g = ball_centre(t), RINGS[scene]
+    on_ball = sphere_sdf(p, b, g.ball_radius) < torus_sdf(p, g.major, g.minor)
     return torch.where(
         on_ball[:, None], _texture(p - _vec(b, p), BALL_COLOURS), _texture(p, RING_COLOURS)
     )
@@ -589,6 +616,7 @@ def _write(root: Path, params: dict) -> None:
             "split": "the blob is two separate blobs",
             "mouth": "the mouth is open",
             "ring": "the ball overlaps the ring (no topology change: the control)",
+            "wide_ring": "the ball overlaps the wide ring (no topology change, no near approach)",
         }[scene],
     }
     with open(root / "events.json", "w", encoding="utf-8") as f:
@@ -658,14 +686,15 @@ def nerfies_camera(c2w: Tensor, focal: float, width: int, height: int) -> dict:
 
 
 def static_points(scene: str, n: int = POINTS_PER_SURFACE, seed: int = 0) -> np.ndarray:
-    """Points [P, 3] (scene units) on the surfaces of `scene` that never move: the ring's
-    torus; none ([0, 3]) for split and mouth, whose every surface moves."""
-    if scene != "ring":
+    """Points [P, 3] (scene units) on the surfaces of `scene` that never move: the ring
+    scenes' torus; none ([0, 3]) for split and mouth, whose every surface moves."""
+    if scene not in RINGS:
         return np.zeros((0, 3))
+    g = RINGS[scene]
     rng = np.random.default_rng(seed)
     u, v = rng.uniform(0, 2 * math.pi, (2, n))
-    rho = RING_MAJOR + RING_MINOR * np.cos(v)
-    return np.stack([RING_MINOR * np.sin(v), rho * np.cos(u), rho * np.sin(u)], -1)
+    rho = g.major + g.minor * np.cos(v)
+    return np.stack([g.minor * np.sin(v), rho * np.cos(u), rho * np.sin(u)], -1)
 
 
 def _write_nerfies(
