@@ -7,6 +7,7 @@ import dataclasses
 import itertools
 import math
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -242,7 +243,31 @@ def test_kernel_sources_are_in_the_package():
 @needs_kernel
 def test_kernel_is_built_under_its_content_name():
     files = grid_mod._kernel_files()
-    assert load_kernel().__name__ == grid_mod._kernel_build_name(files)
+    name = grid_mod._kernel_build_name(files)
+    assert load_kernel().__name__ == name
+    built = Path(load_kernel().__file__).resolve()
+    assert built.parent == (grid_mod._extensions_root() / name).resolve()
+
+
+def test_staged_sources_are_shared_by_checkouts(tmp_path):
+    """Two checkouts with the same sources stage them to the same paths (one build for both);
+    unchanged files are not rewritten, changed ones are."""
+    checkouts = [tmp_path / "a" / "csrc", tmp_path / "b" / "csrc"]
+    for c in checkouts:
+        c.mkdir(parents=True)
+        (c / "k.cpp").write_text('#include "k.h"\nint f() { return 1; }\n')
+        (c / "k.h").write_text("int f();\n")
+    build = tmp_path / "ext" / "nerfkit_grid_x"
+    first = grid_mod.stage_sources(sorted(checkouts[0].iterdir()), build)
+    stamp = [p.stat().st_mtime_ns for p in first]
+    second = grid_mod.stage_sources(sorted(checkouts[1].iterdir()), build)
+    assert first == second == [build / "src" / "k.cpp", build / "src" / "k.h"]
+    assert [p.stat().st_mtime_ns for p in second] == stamp
+    assert (build / "src" / "k.cpp").read_text() == (checkouts[1] / "k.cpp").read_text()
+    (checkouts[1] / "k.h").write_text("int f(void);\n")
+    grid_mod.stage_sources(sorted(checkouts[1].iterdir()), build)
+    assert (build / "src" / "k.h").read_text() == "int f(void);\n"
+    assert sorted(p.name for p in (build / "src").iterdir()) == ["k.cpp", "k.h"]  # no temp files
 
 
 @needs_kernel

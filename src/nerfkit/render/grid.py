@@ -3,7 +3,8 @@
 Pure functions used by the `grid` method. Each has a pure-PyTorch version (runs on any device)
 and, for CPU float32 tensors, a fused C++/OpenMP kernel (sources in render/csrc/, shipped with
 the package) built on first use with torch.utils.cpp_extension under a name derived from their
-content (cached under ~/.cache/torch_extensions; needs a C++ compiler and ninja). When the kernel
+content, from copies of the sources staged in the build folder so every checkout shares one build
+(cached under ~/.cache/torch_extensions/<name>/; needs a C++ compiler and ninja). When the kernel
 cannot be built, one warning is given and the PyTorch path is used; NERFKIT_NO_KERNEL=1 skips the
 build. Tests compare the two paths.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import threading
 import warnings
 from collections.abc import Sequence
@@ -91,24 +93,60 @@ def _kernel_files() -> list[Path]:
 
 
 def _kernel_build_name(files: list[Path]) -> str:
-    """`kernel_name` of `files` with the flags and the torch version the build uses."""
+    """`kernel_name` of `files` with the flags and the torch and Python versions the build
+    uses (the binary's ABI depends on both)."""
     sources = {p.name: p.read_bytes() for p in files}
-    return kernel_name(sources, (*_CFLAGS, *_LDFLAGS, f"torch {torch.__version__}"))
+    runtime = (f"torch {torch.__version__}", f"python {sys.version_info[0]}.{sys.version_info[1]}")
+    return kernel_name(sources, (*_CFLAGS, *_LDFLAGS, *runtime))
+
+
+def _extensions_root() -> Path:
+    """Where torch builds extensions: $TORCH_EXTENSIONS_DIR, else ~/.cache/torch_extensions."""
+    env = os.environ.get("TORCH_EXTENSIONS_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "torch_extensions"
+
+
+def stage_sources(files: list[Path], build_dir: Path) -> list[Path]:
+    """Copy `files` into build_dir/src (each written to a temporary file and renamed, skipped
+    when already there with the same content) and return the copies' paths.
+
+    The build then names the same source paths from every checkout of the package: torch's
+    ninja build records absolute source paths, so building from a second checkout (a clone, a
+    worktree, an installed copy) would otherwise recompile the whole kernel, and switching back
+    would recompile it again.
+    """
+    src = build_dir / "src"
+    src.mkdir(parents=True, exist_ok=True)
+    staged = []
+    for f in files:
+        dst, data = src / f.name, f.read_bytes()
+        if not (dst.is_file() and dst.read_bytes() == data):
+            tmp = src / f".{f.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+            tmp.write_bytes(data)
+            os.replace(tmp, dst)
+        staged.append(dst)
+    return staged
 
 
 def _build_kernel() -> object:
-    """Compile (or load the cached build of) the sources in `_CSRC`; raises if that fails."""
+    """Compile (or load the cached build of) the sources in `_CSRC`; raises if that fails.
+
+    Builds in <extensions root>/<kernel name>/ from copies of the sources staged there
+    (`stage_sources`), so all checkouts with the same sources share one build."""
     from torch.utils.cpp_extension import load
 
     files = _kernel_files()
-    cpp = [str(p) for p in files if p.suffix == ".cpp"]
-    if not cpp:
+    if not any(p.suffix == ".cpp" for p in files):
         raise FileNotFoundError(f"no C++ sources in {_CSRC}")
+    name = _kernel_build_name(files)
+    build_dir = _extensions_root() / name
+    staged = stage_sources(files, build_dir)
     return load(
-        name=_kernel_build_name(files),
-        sources=cpp,
+        name=name,
+        sources=[str(p) for p in staged if p.suffix == ".cpp"],
         extra_cflags=list(_CFLAGS),
         extra_ldflags=list(_LDFLAGS),
+        build_directory=str(build_dir),
         verbose=False,
     )
 
