@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from nerfkit.config import TrainConfig
@@ -148,3 +149,33 @@ def test_grid_training_logs_samples_per_ray(tmp_path: Path) -> None:
     assert len(spr) == 4
     # rays cross at most the box diagonal (16 sqrt 3 voxels) at half-voxel steps
     assert all(0 < s <= 2 * 16 * 3**0.5 + 1 for s in spr), spr
+
+
+def test_kernel_is_built_before_the_clock_starts(tmp_path: Path, monkeypatch) -> None:
+    """`Method.prepare` runs before the first step: the grid method's first kernel build (about
+    a minute on a fresh install) is not taken out of a time budget."""
+    import nerfkit.render.grid as grid_mod
+
+    root = tmp_path / "scene"
+    generate_scene(root, resolution=16, n_train=3, n_val=0, n_test=1, supersample=1)
+    cfg = TrainConfig(
+        data=root, output=tmp_path / "run", method="grid", max_steps=2, batch_rays=64,
+        val_every=0, ckpt_every=0, progress=False,
+        grid=GridConfig(num_voxels_final=16**3, upsample_steps=(), fit_box_step=-1),
+    )  # fmt: skip
+    tr = Trainer(cfg, load_scene(root))
+    events: list[str] = []
+
+    def build() -> object:
+        events.append(f"build at step {tr.step}, elapsed {tr.elapsed}")
+        raise OSError("no compiler")  # the reference path then trains
+
+    monkeypatch.delenv("NERFKIT_NO_KERNEL", raising=False)
+    monkeypatch.setattr(grid_mod, "_kernel_module", None)
+    monkeypatch.setattr(grid_mod, "_kernel_failed", False)
+    monkeypatch.setattr(grid_mod, "_build_kernel", build)
+    step = tr.train_step
+    monkeypatch.setattr(tr, "train_step", lambda: events.append("step") or step())
+    with pytest.warns(RuntimeWarning, match="could not build"):
+        tr.fit()
+    assert events == ["build at step 0, elapsed 0.0", "step", "step"]

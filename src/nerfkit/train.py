@@ -327,6 +327,7 @@ class Trainer:
                 desc="train",
                 smoothing=0.05,
             )
+        self.method.prepare()  # before the clock: e.g. the first build of a compiled kernel
         viewer = training_viewer(self) if main and cfg.viewer else None
         start_step, last = self.step, {"psnr": float("nan")}
         window_t, window_rays = 0.0, 0

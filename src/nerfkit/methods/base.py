@@ -101,6 +101,11 @@ class Method(torch.nn.Module):
         mse = torch.mean((out.rgb - rgb_true) ** 2)
         return {"loss": mse, "mse": mse}
 
+    def prepare(self) -> None:
+        """Called by the Trainer once before its clock starts: one-off work that is not
+        training (building a compiled kernel), so a time budget is spent training. Default:
+        nothing."""
+
     def step_callback(self, step: int) -> bool | None:
         """Called by the Trainer before each step (e.g. to refresh an occupancy grid).
 

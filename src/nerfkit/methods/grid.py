@@ -80,6 +80,7 @@ from nerfkit.render.grid import (
     CompositeParams,
     MarchParams,
     grid_shape_for,
+    load_kernel,
     march,
     march_composite,
     ray_aabb,
@@ -769,6 +770,12 @@ class GridMethod(Method):
         """Grid shape over a box of `extent` [3] with about `num_voxels` voxels, their counts per
         unit length in the ratio `axis_density` (isotropic except for NDC scenes)."""
         return grid_shape_for(extent * torch.tensor(self.axis_density), num_voxels)
+
+    def prepare(self) -> None:
+        """Build (or load) the fused CPU kernel when the grids are CPU float32 tensors: its
+        first build takes about a minute, which a time-budgeted run should not pay."""
+        if self.density.device.type == "cpu" and self.density.dtype == torch.float32:
+            load_kernel()
 
     @torch.no_grad()
     def step_callback(self, step: int) -> bool:
