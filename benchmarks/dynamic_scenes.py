@@ -102,9 +102,10 @@ def evaluate_split(
     if views is not None:
         views.mkdir(parents=True, exist_ok=True)
     for k in range(len(split)):
-        tk = None if split.times is None else float(split.times[k])
+        view = split.view_args(k)
+        tk = view["time"]
         r0 = time.perf_counter()
-        img = method.render_image(split.cameras, k, meta.near, meta.far, ndc=meta.ndc, time=tk)
+        img = method.render_image(split.cameras, k, meta.near, meta.far, ndc=meta.ndc, **view)
         render_s.append(time.perf_counter() - r0)
         m = image_metrics(img.rgb, split.images[k])
         psnr.append(m["psnr"])

@@ -563,8 +563,7 @@ def evaluate_row(cfg: AblationConfig, row: Row, scene: Scene, seed: int | None =
 
         it = tqdm(idx, desc=f"  eval {row.name}", unit="view", leave=False)
     for k in it:
-        t = None if sp.times is None else float(sp.times[k])
-        r = run.method.render_image(cams, k, meta.near, meta.far, ndc=meta.ndc, time=t)
+        r = run.method.render_image(cams, k, meta.near, meta.far, ndc=meta.ndc, **sp.view_args(k))
         true = downscale_image(sp.images[k], f)[: cams.height, : cams.width]
         view = {"name": sp.names[k], **image_metrics(r.rgb, true)}
         if masks is not None:

@@ -24,6 +24,8 @@ class Rays:
 
     origins, directions: [R, 3]; near, far: [R]; viewdirs: [R, 3] unit viewing directions used
     for view-dependent colour (differ from `directions` only in NDC); time: [R] for dynamic scenes.
+    camera: [R] int64 index of each ray's image in its split (training batches: per-image
+    appearance); rig_camera: [R] int64 id of the rig camera that took it (`Split.rig_cameras`).
     """
 
     origins: Tensor
@@ -33,6 +35,7 @@ class Rays:
     viewdirs: Tensor | None = None
     time: Tensor | None = None
     camera: Tensor | None = None
+    rig_camera: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.viewdirs is None:

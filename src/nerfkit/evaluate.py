@@ -53,8 +53,7 @@ def evaluate_run(
 
         it = tqdm(it, desc=f"eval {split}", unit="view")
     for k in it:
-        t = None if sp.times is None else float(sp.times[k])
-        r = run.method.render_image(sp.cameras, k, near, far, ndc=meta.ndc, time=t)
+        r = run.method.render_image(sp.cameras, k, near, far, ndc=meta.ndc, **sp.view_args(k))
         views.append({"name": sp.names[k], **image_metrics(r.rgb, sp.images[k])})
         write_png(out_dir / f"{sp.names[k]}.png", r.rgb)
         write_png(out_dir / f"{sp.names[k]}_depth.png", colorize_depth(r.depth, *drange, acc=r.acc))

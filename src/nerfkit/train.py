@@ -99,6 +99,8 @@ class RayBatcher:
             cam, px.float() + 0.5, py.float() + 0.5, self.near, self.far, ndc=self.ndc, time=times
         )
         rays.camera = cam  # the image index: per-image appearance
+        if self.split.rig_cameras is not None:
+            rays.rig_camera = self.split.rig_cameras[cam]
         return rays, self.pixels[idx]
 
     def _allowed(self, max_time: float | None) -> Tensor | None:
@@ -235,8 +237,8 @@ class Trainer:
         split, meta = self.val_split, self.scene.meta
         factor = max(1, math.ceil(max(split.cameras.height, split.cameras.width) / max_size))
         cams = split.cameras.scaled(factor)
-        time = None if split.times is None else float(split.times[0])
-        out = self.method.render_image(cams, 0, meta.near, meta.far, ndc=meta.ndc, time=time)
+        view = split.view_args(0)
+        out = self.method.render_image(cams, 0, meta.near, meta.far, ndc=meta.ndc, **view)
         from nerfkit.data.io import downscale_image
 
         true = downscale_image(split.images[0], factor)[: cams.height, : cams.width]

@@ -170,6 +170,25 @@ def test_times_from_time_id_then_warp_id_then_position(tmp_path):
     assert scene.split("val").times.tolist() == pytest.approx([0.5])
 
 
+def test_rig_cameras_from_camera_id(tmp_path):
+    ids = _ids(4)
+    cams = {i: _camera(p) for i, p in zip(ids, _positions(4))}
+    meta = {i: {"time_id": k, "camera_id": k % 2} for k, i in enumerate(ids)}
+    scene = load_nerfies(_write(tmp_path / "a", cams, ids[:3], [ids[3]], meta))
+    assert scene.split("train").rig_cameras.tolist() == [0, 1, 0]
+    assert scene.split("test").rig_cameras.tolist() == [1]
+    assert scene.meta.train_rig_cameras == [0, 1, 0]
+    assert scene.split("test").view_args(0) == {"time": 1.0, "rig_camera": 1}
+    partial = {i: {"time_id": k} | ({"camera_id": 0} if k else {}) for k, i in enumerate(ids)}
+    scene = load_nerfies(_write(tmp_path / "b", cams, ids[:3], [ids[3]], partial))
+    assert scene.split("train").rig_cameras is None and scene.meta.train_rig_cameras == []
+    assert scene.split("train").view_args(1) == {"time": pytest.approx(1 / 3), "rig_camera": None}
+    for bad in (-1, 0.5, "left", True):
+        wrong = {i: {"camera_id": bad if k == 1 else 0} for k, i in enumerate(ids)}
+        with pytest.raises(DataError, match=f"metadata.json: frame '{ids[1]}' has camera_id"):
+            load_nerfies(_write(tmp_path / f"c{bad}", cams, ids[:3], [ids[3]], wrong))
+
+
 def test_splits_from_val_ids_or_held_out(tmp_path):
     ids = _ids(9)
     cams = {i: _camera(p) for i, p in zip(ids, _positions(9))}

@@ -25,7 +25,7 @@ from nerfkit.perf import one_thread
 from nerfkit.poses import orbit_pose
 from nerfkit.render import warp as W
 from nerfkit.render.volume import INFINITE_DELTA
-from nerfkit.train import Trainer
+from nerfkit.train import RayBatcher, Trainer
 
 TIMES = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
 META = SceneMeta(near=2.0, far=6.0, background=[1.0, 1.0, 1.0], train_times=TIMES)
@@ -271,3 +271,39 @@ def test_each_method_trains_and_renders_its_deformation(name: str, tmp_path: Pat
     assert torch.isfinite(img.displacement).all() and img.displacement.abs().max() > 0
     if name == "hypernerf":
         assert img.ambient.shape == (16, 16, 2) and torch.isfinite(img.ambient).all()
+
+
+def test_nerfies_camera_code_follows_the_rays_rig_camera() -> None:
+    """gpu_vrig_paper.gin's per-rig-camera code: a row per camera id, chosen by each ray's rig
+    camera (camera 0's for rays without one), colour only; left out with one camera (the same
+    model, and the same checkpoint keys, as without it) and in HyperNeRF (its release has
+    none). Training batches carry the rig camera of their image."""
+    two = dataclasses.replace(META, train_rig_cameras=[0, 1, 0, 1, 0, 1])
+    torch.manual_seed(0)
+    m = Nerfies(_tiny("nerfies"), two)
+    assert m.camera_codes is not None and m.camera_codes.shape == (2, 2)
+    one = Nerfies(_tiny("nerfies"), dataclasses.replace(META, train_rig_cameras=[0] * 6))
+    off = Nerfies(_tiny("nerfies", camera_dims=0), two)
+    assert one.camera_codes is None and off.camera_codes is None
+    assert one.state_dict().keys() == Nerfies(_tiny("nerfies"), META).state_dict().keys()
+    assert HyperNeRF(_tiny("hypernerf"), two).camera_codes is None
+    with torch.no_grad():
+        m.camera_codes.copy_(torch.tensor([[0.0, 0.0], [3.0, -3.0]]))
+    sp = _sphere_scene(8).split("train")
+    img = {
+        r: m.render_image(sp.cameras, 0, 2.0, 6.0, time=0.4, rig_camera=r) for r in (None, 0, 1, 7)
+    }
+    torch.testing.assert_close(img[None].rgb, img[0].rgb)
+    torch.testing.assert_close(img[7].rgb, img[0].rgb)  # an id beyond the table: camera 0's
+    assert float((img[1].rgb - img[0].rgb).abs().max()) > 1e-3
+    torch.testing.assert_close(img[1].depth, img[0].depth)  # the code changes colour only
+    rays = sp.cameras.image_rays(0, 2.0, 6.0, time=0.4)
+    rays.rig_camera = torch.ones(len(rays), dtype=torch.long)
+    m.train()
+    out = m(rays)
+    m.loss(out, torch.rand_like(out.rgb))["loss"].backward()
+    grad = m.camera_codes.grad
+    assert float(grad[0].abs().max()) == 0.0 and float(grad[1].abs().max()) > 0.0
+    sp.rig_cameras = torch.tensor([0, 1, 0, 1, 0, 1])
+    rays, _ = RayBatcher(sp, 2.0, 6.0, ndc=False, seed=0).sample(64)
+    assert torch.equal(rays.rig_camera, sp.rig_cameras[rays.camera])

@@ -90,6 +90,8 @@ class Frame:
         view in radians (fy: else fx). cx, cy: principal point (None: the image centre).
     model: one of cameras.CAMERA_MODELS; distortion: (k1, k2, k3, k4, p1, p2) or None (zeros).
     time: time stamp in [0, 1] (dynamic scenes); depth: a .npy depth map [H, W] at image size.
+    rig_camera: which camera of a capture rig took the frame (Nerfies' metadata `camera_id`;
+        None: the format does not say).
     camera: whose size w x h is, for errors (e.g. "camera 1"; empty: the frame's).
     resized: the image may be any resized copy of w x h (LLFF's images_K/ folders): the
         intrinsics scale with the size actually read, instead of that size having to be w x h.
@@ -110,6 +112,7 @@ class Frame:
     model: str = "pinhole"
     distortion: tuple[float, ...] | list[float] | None = None
     time: float | None = None
+    rig_camera: int | None = None
     depth: Path | None = None
     camera: str = ""
     resized: bool = False
@@ -426,6 +429,7 @@ def _split(
         cams = cams.scaled(extra)
     depths = [loaded[i].depth for i in ix]
     times = [frames[i].time for i in ix]
+    rigs = [frames[i].rig_camera for i in ix]
     return Split(
         images=torch.stack([loaded[i].rgb for i in ix]),
         cameras=cams,
@@ -433,6 +437,9 @@ def _split(
         depths=None if any(d is None for d in depths) else torch.stack(depths),
         times=torch.tensor(times, dtype=torch.float32)
         if all(t is not None for t in times)
+        else None,
+        rig_cameras=torch.tensor(rigs, dtype=torch.long)
+        if all(r is not None for r in rigs)
         else None,
     )
 

@@ -32,6 +32,8 @@ Conversion to nerfkit's conventions:
   falls back; else the frame's position in `ids`) divided by the largest one over the frames
   loaded (the release divides by the largest training time id; here the val frames count too, so
   that every time lies in [0, 1]).
+- rig cameras: metadata `camera_id` (the release's `get_camera_id`) when every frame has one
+  (`Split.rig_cameras`; Nerfies' camera code is indexed by it).
 - splits: train = train_ids; val and test = val_ids (the vrig protocol: the other camera of the
   rig; the interp protocol: the frames between the training frames). Without val_ids, every
   8th of train_ids is held out for test (and val), as for the other formats.
@@ -196,6 +198,24 @@ def frame_times(ids: list[str], metadata: dict, all_ids: list[str]) -> list[floa
     return [r / top if top > 0 else 0.0 for r in raw]
 
 
+def frame_rig_cameras(ids: list[str], metadata: dict, path: Path) -> list[int | None]:
+    """Rig camera ids of frames `ids`: metadata's `camera_id` when every frame has one (a
+    DataError naming `path` if one is not a non-negative integer), else None for each."""
+    if not ids or not all(
+        isinstance(metadata.get(i), dict) and "camera_id" in metadata[i] for i in ids
+    ):
+        return [None] * len(ids)
+    out: list[int | None] = []
+    for i in ids:
+        v = metadata[i]["camera_id"]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or v != int(v):
+            raise DataError(
+                f"{path}: frame {i!r} has camera_id {v!r}; camera ids are integers >= 0"
+            )
+        out.append(int(v))
+    return out
+
+
 def _points(root: Path, t: np.ndarray) -> np.ndarray | None:
     """points.npy in the scene frame [P, 3] (None when absent)."""
     path = root / "points.npy"
@@ -279,8 +299,9 @@ def load_nerfies(
     t = scene_transform(center, scale)
     folder, factor = rgb_folder(root, downscale)
     frames = []
-    for i, time in zip(ids, frame_times(ids, metadata, all_ids)):
-        frames.append(_frame(root, i, folder, factor, t, time))
+    times, rigs = frame_times(ids, metadata, all_ids), frame_rig_cameras(ids, metadata, mpath)
+    for i, time, rig in zip(ids, times, rigs):
+        frames.append(_frame(root, i, folder, factor, t, time, rig))
     c2w = np.stack([f.c2w for f in frames])
     bbox = None
     if "bbox" in info:
@@ -309,7 +330,9 @@ def load_nerfies(
     return scene
 
 
-def _frame(root: Path, fid: str, folder: Path, factor: int, t: np.ndarray, time: float) -> Frame:
+def _frame(
+    root: Path, fid: str, folder: Path, factor: int, t: np.ndarray, time: float, rig: int | None
+) -> Frame:
     """Frame `fid`: its camera (intrinsics divided by the folder's factor) and rgb image."""
     cam = read_camera(root / "camera" / f"{fid}.json")
     image = folder / f"{fid}.png"
@@ -336,6 +359,7 @@ def _frame(root: Path, fid: str, folder: Path, factor: int, t: np.ndarray, time:
         model="opencv" if any(cam["distortion"]) else "pinhole",
         distortion=cam["distortion"],
         time=time,
+        rig_camera=rig,
         camera=f"camera/{fid}.json",
     )
 

@@ -18,6 +18,8 @@ class Split:
     cameras: N cameras of size W x H. names: N frame stems (used for output file names).
     depths: optional [N, H, W] ground-truth distance along the ray (0 / inf where nothing is hit).
     times: optional [N] time stamps in [0, 1] (dynamic scenes).
+    rig_cameras: optional [N] int64 id of the rig camera that took each image (the Nerfies
+        layout's `camera_id`: 0 left, 1 right of a validation rig); None: not given.
     """
 
     images: Tensor
@@ -25,9 +27,18 @@ class Split:
     names: list[str]
     depths: Tensor | None = None
     times: Tensor | None = None
+    rig_cameras: Tensor | None = None
 
     def __len__(self) -> int:
         return self.images.shape[0]
+
+    def view_args(self, k: int) -> dict[str, float | int | None]:
+        """What `Method.render_image` needs to know of image k besides its camera: its time
+        and its rig camera (None where the split has none)."""
+        return {
+            "time": None if self.times is None else float(self.times[k]),
+            "rig_camera": None if self.rig_cameras is None else int(self.rig_cameras[k]),
+        }
 
 
 @dataclass
@@ -63,6 +74,9 @@ class SceneMeta:
     # time stamps in [0, 1] of the training images, in split order (dynamic scenes; empty for
     # static ones): per-frame latent codes are indexed by them
     train_times: list[float] = field(default_factory=list)
+    # rig camera ids of the training images, in split order (empty: the format gives none):
+    # per-camera codes (Nerfies' camera code) are indexed by them
+    train_rig_cameras: list[int] = field(default_factory=list)
 
     @property
     def dynamic(self) -> bool:
@@ -96,6 +110,8 @@ class Scene:
         cams = splits["train"].cameras
         times = splits["train"].times
         meta.setdefault("train_times", [] if times is None else times.tolist())
+        rigs = splits["train"].rig_cameras
+        meta.setdefault("train_rig_cameras", [] if rigs is None else rigs.tolist())
         return cls(
             splits,
             SceneMeta(

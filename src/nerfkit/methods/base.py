@@ -163,16 +163,21 @@ class Method(torch.nn.Module):
         far: float,
         ndc: bool = False,
         time: float | None = None,
+        rig_camera: int | None = None,
     ) -> RenderedImage:
         """Render camera k's full image in eval mode, `eval_chunk_rays` rays per forward call
         (bounded memory); the training mode is restored afterwards.
 
         Args:
             time: the view's time for dynamic scenes (None: static).
+            rig_camera: the rig camera whose code to use (methods with per-camera codes; None:
+                their default). `Split.view_args(k)` gives both for a dataset image.
         """
         was_training = self.training
         self.eval()
         rays = cameras.image_rays(k, near, far, ndc=ndc, time=time)
+        if rig_camera is not None:
+            rays.rig_camera = torch.full((len(rays),), rig_camera, dtype=torch.long)
         rgb, depth, acc = [], [], []
         extra: dict[str, list[Tensor]] = {"displacement": [], "ambient": []}
         for i in range(0, len(rays), self.eval_chunk_rays):

@@ -40,8 +40,8 @@ paper's variant:
 - Elastic regularisation: the release's HyperNeRF configs turn it off (default here:
   elastic_weight 0); `--hypernerf.elastic-weight 0.001` restores the Nerfies regulariser
   (the release's elastic_init_weight).
-The other departures listed in `nerfies.py` (no camera code, template initialisation, `acc`)
-apply here too.
+The other departures listed in `nerfies.py` (template initialisation, `acc`) apply here too;
+the release's HyperNeRF has no camera code (`camera_dims` 0; 2 gives Nerfies' code).
 """
 
 from __future__ import annotations
@@ -67,6 +67,9 @@ class HyperNeRFConfig(NerfiesConfig):
 
     elastic_weight: float = 0.0
     """Weight of the elastic loss (the release's HyperNeRF configs: off)."""
+    camera_dims: int = 0
+    """Per-rig-camera code (HyperNeRF's release has none: its `nerf_embed` is never enabled;
+    2 gives Nerfies' camera code)."""
     slicing: Literal["ds", "ap"] = "ds"
     """Slicing surface: ds = deformable sheet (an MLP on the unwarped point and the code),
     ap = axis-aligned plane (w is a per-frame code)."""

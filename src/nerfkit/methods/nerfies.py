@@ -38,8 +38,12 @@ Differences from the paper, and what is done about them:
   the colour branch only `if self.use_alpha_condition` -- a typo that leaves it unused; the
   first release fed it to the colour branch). Default: none, as released;
   `--nerfies.appearance-dims 8` is the paper's psi (8-d, by time like the warp codes).
-- Camera code: gpu_vrig_paper.gin feeds a 2-d per-rig-camera code into the colour branch
-  (`use_camera_metadata`). nerfkit's Scene carries no camera ids, so this is not implemented.
+- Camera code: gpu_vrig_paper.gin feeds a 2-d per-rig-camera code (GLO, U[0, 0.05), one row
+  per camera id up to the largest trained) into the colour branch (`use_camera_metadata`);
+  nerfkit does the same from the frames' `camera_id` (`Split.rig_cameras`, `Rays.rig_camera`),
+  except that the code is left out when the training images come from one camera (it would
+  be a constant; runs trained before it existed load unchanged). Views without a rig camera
+  (render paths) use camera 0's code. `--nerfies.camera-dims 0` turns it off.
 - Initialisation is the release's: Glorot-uniform weights and zero biases in the template MLPs
   (`glorot_`; nerfkit's `nerf` keeps PyTorch's default), and the warp field's (it is what makes
   the warp start at the identity).
@@ -65,7 +69,7 @@ from torch import Tensor, nn
 from nerfkit.cameras import Rays
 from nerfkit.data.scene import SceneMeta
 from nerfkit.methods.base import RaySamples, RenderOutput
-from nerfkit.methods.latent_codes import LatentCodes
+from nerfkit.methods.latent_codes import GLO_INIT_SCALE, LatentCodes
 from nerfkit.methods.nerf import NeRF, NeRFConfig, NeRFMLP
 from nerfkit.render import warp as W
 from nerfkit.render.encoding import encoded_dim, positional_encoding
@@ -107,6 +111,10 @@ class NerfiesConfig(NeRFConfig):
     appearance_dims: int = 0
     """Per-frame appearance code into the colour branch (0: none, as in the final release's
     vrig config; the paper's psi: 8)."""
+    camera_dims: int = 2
+    """Per-rig-camera code into the colour branch (gpu_vrig_paper.gin: use_camera_metadata,
+    camera_metadata_dims = 2; 0: none). Only built when the training images come from two or
+    more rig cameras (`SceneMeta.train_rig_cameras`): with one camera it is a constant."""
     elastic_weight: float = 1e-3
     """Weight of the elastic loss (0 = off; gpu_vrig_paper.gin: 0.001)."""
     background_weight: float = 1.0
@@ -259,8 +267,18 @@ class Nerfies(NeRF):
         self.appearance = (
             LatentCodes(meta.train_times, c.appearance_dims) if c.appearance_dims > 0 else None
         )
-        self.cond_dims = (encoded_dim(3, c.dir_freqs) if c.use_viewdirs else 0) + max(
-            c.appearance_dims, 0
+        # the release's camera GLO table has one row per camera id up to the largest trained
+        rigs = sorted(set(meta.train_rig_cameras))
+        self.camera_codes = (
+            nn.Parameter(torch.rand(rigs[-1] + 1, c.camera_dims) * GLO_INIT_SCALE)
+            if c.camera_dims > 0 and len(rigs) > 1
+            else None
+        )
+        cam_dims = c.camera_dims if self.camera_codes is not None else 0
+        self.cond_dims = (
+            (encoded_dim(3, c.dir_freqs) if c.use_viewdirs else 0)
+            + max(c.appearance_dims, 0)
+            + cam_dims
         )
         self.build_templates(self.template_dims())
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
@@ -311,13 +329,22 @@ class Nerfies(NeRF):
 
     def condition(self, rays: Rays) -> Tensor | None:
         """The colour branch's per-ray condition [R, Cd]: encoded view direction (and the
-        appearance code)."""
+        appearance and rig-camera codes; rays without a rig camera, or one beyond the table,
+        use camera 0's, the rig's first)."""
         c = self.config
         parts = []
         if c.use_viewdirs:
             parts.append(positional_encoding(rays.viewdirs, c.dir_freqs))
         if self.appearance is not None:
             parts.append(self.appearance(rays.time, len(rays)))
+        if self.camera_codes is not None:
+            table = self.camera_codes
+            if rays.rig_camera is None:
+                idx = torch.zeros(len(rays), dtype=torch.long, device=table.device)
+            else:
+                idx = rays.rig_camera.to(table.device)
+                idx = torch.where(idx < table.shape[0], idx, torch.zeros_like(idx))
+            parts.append(table[idx])
         return torch.cat(parts, dim=-1) if parts else None
 
     def render_samples(self, net: NeRFMLP, rays: Rays, t: Tensor) -> WarpedOutput:  # type: ignore[override]
