@@ -274,8 +274,8 @@ def test_each_method_trains_and_renders_its_deformation(name: str, tmp_path: Pat
 
 
 def test_nerfies_camera_code_follows_the_rays_rig_camera() -> None:
-    """gpu_vrig_paper.gin's per-rig-camera code: a row per camera id, chosen by each ray's rig
-    camera (camera 0's for rays without one), colour only; left out with one camera (the same
+    """gpu_vrig_paper.gin's per-rig-camera code: a row per training camera id, chosen by each
+    ray's rig camera (clamped to the table; row 0 for rays without one), colour only; left out with one camera (the same
     model, and the same checkpoint keys, as without it) and in HyperNeRF (its release has
     none). Training batches carry the rig camera of their image."""
     two = dataclasses.replace(META, train_rig_cameras=[0, 1, 0, 1, 0, 1])
@@ -294,7 +294,7 @@ def test_nerfies_camera_code_follows_the_rays_rig_camera() -> None:
         r: m.render_image(sp.cameras, 0, 2.0, 6.0, time=0.4, rig_camera=r) for r in (None, 0, 1, 7)
     }
     torch.testing.assert_close(img[None].rgb, img[0].rgb)
-    torch.testing.assert_close(img[7].rgb, img[0].rgb)  # an id beyond the table: camera 0's
+    torch.testing.assert_close(img[7].rgb, img[1].rgb)  # an id beyond the table: the last row
     assert float((img[1].rgb - img[0].rgb).abs().max()) > 1e-3
     torch.testing.assert_close(img[1].depth, img[0].depth)  # the code changes colour only
     rays = sp.cameras.image_rays(0, 2.0, 6.0, time=0.4)

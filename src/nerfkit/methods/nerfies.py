@@ -39,11 +39,12 @@ Differences from the paper, and what is done about them:
   first release fed it to the colour branch). Default: none, as released;
   `--nerfies.appearance-dims 8` is the paper's psi (8-d, by time like the warp codes).
 - Camera code: gpu_vrig_paper.gin feeds a 2-d per-rig-camera code (GLO, U[0, 0.05), one row
-  per camera id up to the largest trained) into the colour branch (`use_camera_metadata`);
-  nerfkit does the same from the frames' `camera_id` (`Split.rig_cameras`, `Rays.rig_camera`),
+  per distinct training camera id, indexed by the id) into the colour branch
+  (`use_camera_metadata`); nerfkit does the same from the frames' `camera_id`
+  (`Split.rig_cameras`, `Rays.rig_camera`; ids beyond the table are clamped to its last row),
   except that the code is left out when the training images come from one camera (it would
   be a constant; runs trained before it existed load unchanged). Views without a rig camera
-  (render paths) use camera 0's code. `--nerfies.camera-dims 0` turns it off.
+  (render paths) use row 0. `--nerfies.camera-dims 0` turns it off.
 - Initialisation is the release's: Glorot-uniform weights and zero biases in the template MLPs
   (`glorot_`; nerfkit's `nerf` keeps PyTorch's default), and the warp field's (it is what makes
   the warp start at the identity).
@@ -267,10 +268,11 @@ class Nerfies(NeRF):
         self.appearance = (
             LatentCodes(meta.train_times, c.appearance_dims) if c.appearance_dims > 0 else None
         )
-        # the release's camera GLO table has one row per camera id up to the largest trained
+        # the release's camera GLO table: one row per distinct training camera id, indexed by
+        # the id itself (num_camera_embeddings = len(datasource.camera_ids))
         rigs = sorted(set(meta.train_rig_cameras))
         self.camera_codes = (
-            nn.Parameter(torch.rand(rigs[-1] + 1, c.camera_dims) * GLO_INIT_SCALE)
+            nn.Parameter(torch.rand(len(rigs), c.camera_dims) * GLO_INIT_SCALE)
             if c.camera_dims > 0 and len(rigs) > 1
             else None
         )
@@ -329,8 +331,8 @@ class Nerfies(NeRF):
 
     def condition(self, rays: Rays) -> Tensor | None:
         """The colour branch's per-ray condition [R, Cd]: encoded view direction (and the
-        appearance and rig-camera codes; rays without a rig camera, or one beyond the table,
-        use camera 0's, the rig's first)."""
+        appearance and rig-camera codes: a ray's row is its rig camera id, clamped to the
+        table; rays without one use row 0)."""
         c = self.config
         parts = []
         if c.use_viewdirs:
@@ -342,8 +344,7 @@ class Nerfies(NeRF):
             if rays.rig_camera is None:
                 idx = torch.zeros(len(rays), dtype=torch.long, device=table.device)
             else:
-                idx = rays.rig_camera.to(table.device)
-                idx = torch.where(idx < table.shape[0], idx, torch.zeros_like(idx))
+                idx = rays.rig_camera.to(table.device).clamp(0, table.shape[0] - 1)
             parts.append(table[idx])
         return torch.cat(parts, dim=-1) if parts else None
 
