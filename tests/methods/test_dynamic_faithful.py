@@ -275,9 +275,9 @@ def test_each_method_trains_and_renders_its_deformation(name: str, tmp_path: Pat
 
 def test_nerfies_camera_code_follows_the_rays_rig_camera() -> None:
     """gpu_vrig_paper.gin's per-rig-camera code: a row per training camera id, chosen by each
-    ray's rig camera (clamped to the table; row 0 for rays without one), colour only; left out with one camera (the same
-    model, and the same checkpoint keys, as without it) and in HyperNeRF (its release has
-    none). Training batches carry the rig camera of their image."""
+    ray's rig camera (clamped to the table; row 0 for rays without one), colour only; left out
+    with one camera (the same model, and the same checkpoint keys, as without it) and in
+    HyperNeRF (its release has none). Training batches carry the rig camera of their image."""
     two = dataclasses.replace(META, train_rig_cameras=[0, 1, 0, 1, 0, 1])
     torch.manual_seed(0)
     m = Nerfies(_tiny("nerfies"), two)
