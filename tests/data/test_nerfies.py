@@ -183,7 +183,7 @@ def test_rig_cameras_from_camera_id(tmp_path):
     scene = load_nerfies(_write(tmp_path / "b", cams, ids[:3], [ids[3]], partial))
     assert scene.split("train").rig_cameras is None and scene.meta.train_rig_cameras == []
     assert scene.split("train").view_args(1) == {"time": pytest.approx(1 / 3), "rig_camera": None}
-    for bad in (-1, 0.5, "left", True):
+    for bad in (-1, 0.5, "left", True, float("inf"), float("nan")):
         wrong = {i: {"camera_id": bad if k == 1 else 0} for k, i in enumerate(ids)}
         with pytest.raises(DataError, match=f"metadata.json: frame '{ids[1]}' has camera_id"):
             load_nerfies(_write(tmp_path / f"c{bad}", cams, ids[:3], [ids[3]], wrong))

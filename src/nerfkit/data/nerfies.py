@@ -208,7 +208,12 @@ def frame_rig_cameras(ids: list[str], metadata: dict, path: Path) -> list[int | 
     out: list[int | None] = []
     for i in ids:
         v = metadata[i]["camera_id"]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or v != int(v):
+        if (
+            isinstance(v, bool)
+            or not isinstance(v, (int, float))
+            or v < 0
+            or not float(v).is_integer()
+        ):
             raise DataError(
                 f"{path}: frame {i!r} has camera_id {v!r}; camera ids are integers >= 0"
             )
