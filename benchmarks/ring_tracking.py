@@ -7,7 +7,11 @@ their offsets on the ball are one point (the canonical ball's centre) at every t
 run: that centre's x at several times, its drift (the largest distance between the centres
 over t in [0.1, 1]: how far the deformation falls behind the motion, so that the canonical grid
 must hold the ball at several places), and the non-rigid spread (mean distance of the points
-from their centre: 0 for a rigid deformation of the ball) and, with ambient dimensions, how far
+from their centre: 0 for a rigid deformation of the ball), the registration error (the RMS
+over the ball's points and over t in [0.1, 1] of a point's canonical position minus its mean
+over t: 0 when every point of the ball lands on one canonical point at every time, whatever
+the canonical ball's shape; the scenes' chequer texture repeats every 2 pi / 12 = 0.52 units,
+so an error of a tenth of that already blurs it) and, with ambient dimensions, how far
 the ball's mean ambient coordinates w move over time (the largest distance between them over
 t in [0.1, 1]; w lies in [-1, 1]^m): near 0, the ambient residual is the same at every time (a
 static correction of the canonical model), not a slice that follows the motion.
@@ -30,8 +34,9 @@ TIMES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def ball_tracking(method: object, scene: str, times: list[float], n: int = 2000) -> list[tuple]:
-    """(t, canonical centre [3], non-rigid spread, mean w [m] or None) of `scene`'s ball
-    under `method.deform`, from n points at 0.9 of the ball's radius."""
+    """(t, canonical centre [3], non-rigid spread, mean w [m] or None, canonical points
+    [n, 3]) of `scene`'s ball under `method.deform`, from n points at 0.9 of the ball's radius
+    (the same points of the ball at every t)."""
     g = torch.Generator().manual_seed(0)
     v = torch.randn(n, 3, generator=g)
     v = 0.9 * RINGS[scene].ball_radius * v / v.norm(dim=-1, keepdim=True)
@@ -43,7 +48,7 @@ def ball_tracking(method: object, scene: str, times: list[float], n: int = 2000)
             body = pts + dx - v
             centre = body.mean(0)
             spread = float((body - centre).norm(dim=-1).mean())
-            out.append((t, centre, spread, None if w is None else w.mean(0)))
+            out.append((t, centre, spread, None if w is None else w.mean(0), pts + dx))
     return out
 
 
@@ -53,8 +58,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     print("| run | canonical x at t = " + " / ".join(f"{t:g}" for t in TIMES)
-          + " | drift (t ≥ 0.1) | non-rigid spread (mean) | w moves (t ≥ 0.1) |")  # fmt: skip
-    print("|---|---|---|---|---|")
+          + " | drift (t ≥ 0.1) | non-rigid spread (mean) | registration error (RMS)"
+          " | w moves (t ≥ 0.1) |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
     for run_dir in args.runs:
         run = load_run(run_dir, "cpu")
         scene = json.loads((Path(run.meta.data_path) / "events.json").read_text())["scene"]
@@ -62,16 +68,18 @@ def main() -> None:
             raise SystemExit(f"{run_dir}: trained on {scene!r}, not a ring scene")
         dense = [0.1 + 0.9 * k / 18 for k in range(19)]
         track = ball_tracking(run.method, scene, dense)
-        centres = torch.stack([c for _, c, _, _ in track])
+        centres = torch.stack([c for _, c, _, _, _ in track])
         drift = float(torch.cdist(centres, centres).max())
-        spread = sum(s for _, _, s, _ in track) / len(track)
+        spread = sum(s for _, _, s, _, _ in track) / len(track)
+        canon = torch.stack([p for *_, p in track])  # [T, n, 3]: each ball point over time
+        reg = float((canon - canon.mean(0)).square().sum(-1).mean().sqrt())
         moves = "-"
         if track[0][3] is not None:
-            ws = torch.stack([w for _, _, _, w in track])
+            ws = torch.stack([w for _, _, _, w, _ in track])
             moves = f"{float(torch.cdist(ws, ws).max()):.2f}"
-        xs = [float(c[0]) for _, c, _, _ in ball_tracking(run.method, scene, list(TIMES))]
+        xs = [float(c[0]) for _, c, *_ in ball_tracking(run.method, scene, list(TIMES))]
         print(f"| {run_dir.name} | " + " / ".join(f"{x:+.2f}" for x in xs)
-              + f" | {drift:.2f} | {spread:.3f} | {moves} |")  # fmt: skip
+              + f" | {drift:.2f} | {spread:.3f} | {reg:.3f} | {moves} |")  # fmt: skip
 
 
 if __name__ == "__main__":
