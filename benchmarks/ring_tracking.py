@@ -31,6 +31,7 @@ from nerfkit.data.synthetic_dynamic import RINGS, ball_centre
 from nerfkit.run import load_run
 
 TIMES = (0.0, 0.25, 0.5, 0.75, 1.0)
+DENSE_TIMES = [0.1 + 0.9 * k / 18 for k in range(19)]  # drift etc. over t in [0.1, 1]
 
 
 def ball_tracking(method: object, scene: str, times: list[float], n: int = 2000) -> list[tuple]:
@@ -52,6 +53,25 @@ def ball_tracking(method: object, scene: str, times: list[float], n: int = 2000)
     return out
 
 
+def tracking_summary(track: list[tuple]) -> dict[str, float | None]:
+    """drift (largest distance between the canonical centres), spread (mean non-rigid spread),
+    registration (RMS over points and times of a point's canonical position minus its mean over
+    the times) and w_moves (largest distance between the mean ambient coordinates; None without
+    them) of a `ball_tracking` result."""
+    centres = torch.stack([c for _, c, _, _, _ in track])
+    canon = torch.stack([p for *_, p in track])  # [T, n, 3]: each ball point over time
+    w_moves = None
+    if track[0][3] is not None:
+        ws = torch.stack([w for _, _, _, w, _ in track])
+        w_moves = float(torch.cdist(ws, ws).max())
+    return {
+        "drift": float(torch.cdist(centres, centres).max()),
+        "spread": sum(s for _, _, s, _, _ in track) / len(track),
+        "registration": float((canon - canon.mean(0)).square().sum(-1).mean().sqrt()),
+        "w_moves": w_moves,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path)
@@ -66,20 +86,17 @@ def main() -> None:
         scene = json.loads((Path(run.meta.data_path) / "events.json").read_text())["scene"]
         if scene not in RINGS:
             raise SystemExit(f"{run_dir}: trained on {scene!r}, not a ring scene")
-        dense = [0.1 + 0.9 * k / 18 for k in range(19)]
-        track = ball_tracking(run.method, scene, dense)
-        centres = torch.stack([c for _, c, _, _, _ in track])
-        drift = float(torch.cdist(centres, centres).max())
-        spread = sum(s for _, _, s, _, _ in track) / len(track)
-        canon = torch.stack([p for *_, p in track])  # [T, n, 3]: each ball point over time
-        reg = float((canon - canon.mean(0)).square().sum(-1).mean().sqrt())
-        moves = "-"
-        if track[0][3] is not None:
-            ws = torch.stack([w for _, _, _, w, _ in track])
-            moves = f"{float(torch.cdist(ws, ws).max()):.2f}"
+        s = tracking_summary(ball_tracking(run.method, scene, DENSE_TIMES))
+        moves = "-" if s["w_moves"] is None else f"{s['w_moves']:.2f}"
         xs = [float(c[0]) for _, c, *_ in ball_tracking(run.method, scene, list(TIMES))]
-        print(f"| {run_dir.name} | " + " / ".join(f"{x:+.2f}" for x in xs)
-              + f" | {drift:.2f} | {spread:.3f} | {reg:.3f} | {moves} |")  # fmt: skip
+        cols = [f"{s['drift']:.2f}", f"{s['spread']:.3f}", f"{s['registration']:.3f}", moves]
+        print(
+            f"| {run_dir.name} | "
+            + " / ".join(f"{x:+.2f}" for x in xs)
+            + " | "
+            + " | ".join(cols)
+            + " |"
+        )
 
 
 if __name__ == "__main__":
