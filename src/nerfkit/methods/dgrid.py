@@ -67,7 +67,10 @@ class DGridConfig(GridConfig):
     m = 2 31.00 -> 31.60, split m = 2 33.21 -> 34.09 (BENCHMARKS.md)."""
     deform_anneal_steps: int = 0
     """Coarse to fine: over this many steps after `deform_start` the finer levels are faded in
-    one after another (Nerfies' windowed encoding applied to plane levels); 0: all at once."""
+    one after another (Nerfies' windowed encoding applied to plane levels); 0: all at once.
+    100x100 (BENCHMARKS.md): ring, 1600 steps, 800 here, 3 seeds: m = 0 +1.26 +- 3.95 dB,
+    m = 2 -0.54 +- 2.22; split / mouth, 800 steps, 400 here, seed 0: m = 2 +1.86 / +1.06,
+    m = 0 +0.52 / +2.02. Off by default until more seeds (and tiny D-NeRF) decide."""
     deform_time_res: int = 16
     """Texels of the space-time planes along time (at most one per training time). Few: with
     one view per time (teleporting cameras) every frame is ambiguous, and a deformation that is
