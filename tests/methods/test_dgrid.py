@@ -103,7 +103,8 @@ def test_the_ambient_dimensions_wait_for_their_delay_then_fade_in() -> None:
     """HyperNeRF's delayed hyper_alpha applied to dgrid's ambient residual: weight 0 before the
     delay (no residual, no gradient to the ambient planes), (1 - cos(pi a)) / 2 during the
     anneal, 1 after; old checkpoints without the buffer load fully on."""
-    method = _method(2, ambient_delay=100, ambient_anneal_steps=200)
+    # all deformation levels on: only the ambient weight changes between the steps below
+    method = _method(2, ambient_delay=100, ambient_anneal_steps=200, deform_anneal_steps=0)
     want = {0: 0.0, 99: 0.0, 100: 0.0, 200: 0.5, 250: (1 - math.cos(math.pi * 0.75)) / 2, 300: 1.0}
     for step, weight in want.items():
         method.step_callback(step)
