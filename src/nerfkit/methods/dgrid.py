@@ -68,13 +68,13 @@ class DGridConfig(GridConfig):
     deform_anneal_steps: int = 0
     """Coarse to fine: over this many steps after `deform_start` the finer levels are faded in
     one after another (Nerfies' windowed encoding applied to plane levels); 0: all at once.
-    Ends with the time curriculum (`deform_start` 100 + 400 = 500). Measured, 100x100
-    (BENCHMARKS.md), on minus off: split / mouth, 800 steps, 3 seeds: m = 2 +0.95 +- 2.26 /
-    +0.47 +- 1.31 dB (every seed >= 0), m = 0 +0.99 +- 2.33 / +2.03 +- 1.35; ring, 1600 steps,
-    800 here: m = 2 -0.54 +- 2.22, m = 0 +1.26 +- 3.95; tiny D-NeRF, 5 min, seed 0: +0.17 test,
-    +0.84 val. It never lost on split, mouth or tiny D-NeRF and makes m = 0 the fair
-    (registered) baseline; still off by default until the 15-minute runs and the demo are
-    re-measured with it (400 recommended)."""
+    At 400 (recommended) it ends with the time curriculum (`deform_start` 100 + 400 = 500).
+    Measured, 100x100 (BENCHMARKS.md), on minus off: split / mouth, 800 steps, 3 seeds: m = 2
+    +0.95 +- 2.26 / +0.47 +- 1.31 dB (every seed >= 0), m = 0 +0.99 +- 2.33 / +2.03 +- 1.35;
+    ring, 1600 steps, 800 here: m = 2 -0.54 +- 2.22, m = 0 +1.26 +- 3.95; tiny D-NeRF, 5 min,
+    seed 0: +0.17 test, +0.84 val. It never lost on split, mouth or tiny D-NeRF and makes
+    m = 0 the fair (registered) baseline; still off by default until the 15-minute runs and
+    the demo are re-measured with it."""
     deform_time_res: int = 16
     """Texels of the space-time planes along time (at most one per training time). Few: with
     one view per time (teleporting cameras) every frame is ambiguous, and a deformation that is
